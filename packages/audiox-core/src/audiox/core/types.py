@@ -62,14 +62,18 @@ class ConditionInputs:
 class ModalityFeatures:
     """Outputs of the (usually frozen) encoders, before MAF. Cacheable: no step dependence.
 
+    The two video streams stay separate here; MAF projects both to the model width, aligns CLIP's 5 fps
+    features to the 25 fps sync grid (nearest repeat) and adds them (paper Sec. VI-A: "fused via addition").
+
     Each stream is ``(B, L_m, D_m)`` with a ``(B, L_m)`` bool token mask (True = real token) and a ``(B,)``
     bool presence flag (False = the sample lacks this modality: its tokens are zeros).
     """
 
     text: Tensor  # (B, L_t, D_t)
     text_mask: Tensor  # (B, L_t) bool
-    video: Tensor  # (B, L_v, D_v): CLIP features upsampled to the sync rate + sync features (already summed)
-    video_present: Tensor  # (B,) bool
+    video: Tensor  # (B, F_v, D_v): CLIP frame features at config.video.fps
+    sync: Tensor  # (B, F_s, D_s): synchronisation features at config.sync.fps
+    video_present: Tensor  # (B,) bool (covers both video streams)
     audio: Tensor  # (B, L_a, D_a): audio-prompt latents as tokens
     audio_present: Tensor  # (B,) bool
 
