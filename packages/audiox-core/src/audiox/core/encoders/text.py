@@ -1,0 +1,104 @@
+"""T5 text encoder (paper Sec. VI-A: "The text inputs are encoded using T5-base").
+
+``cfg.pretrained`` is a local folder (``save_pretrained`` layout) or a hub id; without it a T5 encoder is built
+from the config fields with random weights, offline. ``cfg.tokenizer == "byt5"`` uses the byte-level ByT5
+tokenizer, which needs no files; anything else is a tokenizer folder or hub id for ``AutoTokenizer``. The
+tokenizer is loaded on first use, so building a model (e.g. on the meta device to count parameters) never
+touches the disk or the network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoTokenizer, ByT5Tokenizer, T5Config, T5EncoderModel
+
+from audiox.core.config import TextEncoderConfig
+from audiox.core.encoders.common import FreezableModule
+
+__all__ = ["TextEncoder", "resolve_pretrained"]
+
+
+def resolve_pretrained(name: str, what: str) -> tuple[str, bool]:
+    """``(name, is_local)`` for a local path or a hub id; a path-looking name that does not exist is an error."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path), True
+    if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:
+        raise FileNotFoundError(f"{what}: local path not found: {name}")
+    return name, False
+
+
+def _from_pretrained(loader: Any, name: str, what: str) -> Any:
+    name, local = resolve_pretrained(name, what)
+    try:
+        return loader.from_pretrained(name, local_files_only=local)
+    except (OSError, ValueError) as e:
+        where = "the local folder" if local else "the hub (no network, or not cached?)"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RuntimeError(f"{what}: could not load {name!r} from {where}: {first}") from e
+
+
+class TextEncoder(FreezableModule):
+    """Captions -> token embeddings ``(B, L, D_t)`` and a bool mask ``(B, L)``, ``L = cfg.max_length``."""
+
+    def __init__(self, cfg: TextEncoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.pretrained:
+            self.t5 = _from_pretrained(T5EncoderModel, cfg.pretrained, "text encoder")
+        else:
+            t5_cfg = T5Config(
+                vocab_size=cfg.vocab_size,
+                d_model=cfg.d_model,
+                d_kv=cfg.d_kv,
+                d_ff=cfg.d_ff,
+                num_layers=cfg.num_layers,
+                num_heads=cfg.num_heads,
+                dropout_rate=0.0,  # conditioning features; dropout of whole modalities happens in MAF/CFG
+                feed_forward_proj="relu",  # T5 v1.0 (t5-base), as the paper uses
+            )
+            self.t5 = T5EncoderModel(t5_cfg)
+        self.out_dim: int = int(self.t5.config.d_model)
+        self._tokenizer: Any = None
+        self.freeze_(cfg.freeze)
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            if self.cfg.tokenizer == "byt5":
+                tok = ByT5Tokenizer()
+            else:
+                tok = _from_pretrained(AutoTokenizer, self.cfg.tokenizer, "text tokenizer")
+            if len(tok) > self.t5.config.vocab_size:
+                raise ValueError(
+                    f"text encoder: tokenizer {self.cfg.tokenizer!r} has {len(tok)} tokens but the T5 embedding "
+                    f"has {self.t5.config.vocab_size} (set text.vocab_size)"
+                )
+            self._tokenizer = tok
+        return self._tokenizer
+
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(input_ids (B, L) long, mask (B, L) bool)`` truncated / padded to ``cfg.max_length``."""
+        if isinstance(texts, str):
+            raise TypeError("TextEncoder expects a list of strings, got one str")
+        tok = self.tokenizer(
+            list(texts),
+            padding="max_length",
+            truncation=True,
+            max_length=self.cfg.max_length,
+            return_tensors="pt",
+        )
+        return tok["input_ids"], tok["attention_mask"].bool()
+
+    def forward(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.t5.shared.weight.device
+        ids, mask = self.tokenize(texts)
+        ids, mask = ids.to(device), mask.to(device)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            emb = self.t5(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, L, D_t)
+        emb = emb * mask.unsqueeze(-1).to(emb.dtype)  # zero-pad positions past the caption
+        assert emb.shape[1] == self.cfg.max_length, f"{emb.shape=} {self.cfg.max_length=}"
+        return emb, mask
