@@ -339,8 +339,10 @@ def mini() -> AudioXConfig:
             depth=2, heads=4, out_dim=96, freeze=False,
         ),
         autoencoder=AutoencoderConfig(
-            sample_rate=16000, audio_channels=1, latent_dim=16, base_channels=32,
-            channel_mults=(1, 2, 4, 8), strides=(2, 4, 8, 10),  # hop 640 -> 25 latent frames/s
+            # 16 channels at the full 16 kHz rate (the costly layers), 32-256 after each downsampling:
+            # 2.7M parameters, a training step on 8 x 1 s takes ~2.2 s on 2 CPU cores (3.4 s with 32 / (1,2,4,8))
+            sample_rate=16000, audio_channels=1, latent_dim=16, base_channels=16,
+            channel_mults=(2, 4, 8, 16), strides=(2, 4, 8, 10),  # hop 640 -> 25 latent frames/s
         ),
         maf=MAFConfig(num_queries=16, num_heads=4, gate_hidden=64),
         dit=MMDiTConfig(hidden_size=256, depth=6, num_heads=4),
