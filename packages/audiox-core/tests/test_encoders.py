@@ -240,3 +240,25 @@ def test_mini_encoders_run(tmp_path):
     assert v.shape == (1, 2, cfg.video.embed_dim)
     s = SyncEncoder(cfg.sync)(torch.rand(1, 10, 3, 32, 32))
     assert s.shape == (1, 10, cfg.sync.out_dim)
+
+
+@pytest.mark.parametrize("kind", ["text", "video", "sync"])
+def test_meta_build_then_assign_load(cfg, kind):
+    """Built on the meta device and loaded with ``assign=True`` (how checkpoints load), nothing stays on meta."""
+    cls, sub = {"text": (TextEncoder, cfg.text), "video": (VideoEncoder, cfg.video), "sync": (SyncEncoder, cfg.sync)}[kind]
+    torch.manual_seed(0)
+    real = cls(sub)
+    with torch.device("meta"):
+        empty = cls(sub)
+    empty.load_state_dict(real.state_dict(), assign=True)
+    assert not any(t.is_meta for t in list(empty.parameters()) + list(empty.buffers()))
+    if kind == "text":  # the tied input embedding survives assign-loading, also through a parent module
+        assert empty.t5.encoder.embed_tokens.weight is empty.t5.shared.weight
+        with torch.device("meta"):
+            parent = torch.nn.ModuleDict({"text_encoder": cls(sub)})
+        parent.load_state_dict({f"text_encoder.{k}": v for k, v in real.state_dict().items()}, assign=True)
+        assert parent["text_encoder"].t5.encoder.embed_tokens.weight is parent["text_encoder"].t5.shared.weight
+    x = ["a dog barks"] if kind == "text" else torch.rand(1, 5, 3, 32, 32)
+    a, b = real(x), empty(x)
+    a, b = (a[0], b[0]) if kind == "text" else (a, b)
+    assert torch.equal(a, b)

@@ -100,8 +100,6 @@ class SyncEncoder(FreezableModule):
         self.blocks = nn.ModuleList([_DividedBlock(cfg.width, cfg.heads) for _ in range(cfg.depth)])
         self.norm = nn.LayerNorm(cfg.width)
         self.proj = nn.Linear(cfg.width, cfg.out_dim)
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1, 1), persistent=False)
         if cfg.pretrained:
             load_safetensors_strict(self, cfg.pretrained, "sync encoder")
         self.freeze_(cfg.freeze)
@@ -109,7 +107,9 @@ class SyncEncoder(FreezableModule):
     def encode_segments(self, seg: torch.Tensor) -> torch.Tensor:
         """Segments ``(N, S, 3, H, W)`` (already resized) -> per-frame features ``(N, S, D_s)``."""
         x = rearrange(seg, "N S C H W -> N C S H W")
-        x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        mean = torch.tensor(_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1, 1)  # not buffers: meta-safe
+        std = torch.tensor(_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1, 1)
+        x = (x - mean) / std
         x = self.patch_embed(x)  # (N, D, T, h, w), T = S / tubelet
         x = rearrange(x, "N D T h w -> N T (h w) D") + self.pos_time + self.pos_space
         for block in self.blocks:

@@ -63,7 +63,13 @@ class TextEncoder(FreezableModule):
             self.t5 = T5EncoderModel(t5_cfg)
         self.out_dim: int = int(self.t5.config.d_model)
         self._tokenizer: Any = None
+        # T5 ties its input embedding to ``shared``; ``load_state_dict(assign=True)`` (meta-device loading)
+        # replaces the two tensors separately, so tie them again after every load.
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._tie_embeddings())
         self.freeze_(cfg.freeze)
+
+    def _tie_embeddings(self) -> None:
+        self.t5.encoder.embed_tokens.weight = self.t5.shared.weight
 
     @property
     def tokenizer(self) -> Any:

@@ -64,8 +64,6 @@ class VideoEncoder(FreezableModule):
                 f"video encoder: {cfg.model_name} takes {self.image_size}px images but video.image_size is "
                 f"{cfg.image_size}"
             )
-        self.register_buffer("mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1), persistent=False)
         self.freeze_(cfg.freeze)
 
     @staticmethod
@@ -95,7 +93,10 @@ class VideoEncoder(FreezableModule):
         s = self.image_size
         if frames.shape[-2:] != (s, s):
             frames = F.interpolate(frames, size=(s, s), mode="bicubic", align_corners=False, antialias=True)
-        return (frames - self.mean.to(frames.dtype)) / self.std.to(frames.dtype)
+        # constants, not buffers: a model built on the meta device and loaded with assign=True stays whole
+        mean = torch.tensor(OPENAI_DATASET_MEAN, device=frames.device, dtype=frames.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(OPENAI_DATASET_STD, device=frames.device, dtype=frames.dtype).view(1, 3, 1, 1)
+        return (frames - mean) / std
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.ndim != 5 or frames.shape[2] != 3:
