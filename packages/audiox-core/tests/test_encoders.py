@@ -39,6 +39,10 @@ def test_text_shapes_and_mask_counts(cfg):
     assert mask[0, : expected[0]].all() and not mask[0, expected[0] :].any()  # real tokens first
     assert torch.all(emb[~mask] == 0)  # padding positions are zero
     assert emb[mask].abs().sum(-1).gt(0).all()
+    none, none_mask = enc([])
+    assert none.shape == (0, L, enc.out_dim) and none_mask.shape == (0, L)
+    with pytest.raises(TypeError, match="list of strings"):
+        enc("rain")
 
 
 def test_text_caption_content_changes_embedding(cfg):
@@ -86,6 +90,18 @@ def test_text_loads_local_save_pretrained(cfg, tmp_path):
 def test_text_missing_local_path_is_a_clear_error(cfg, tmp_path):
     with pytest.raises(FileNotFoundError, match="local path not found"):
         TextEncoder(dataclasses.replace(cfg.text, pretrained=str(tmp_path / "nope")))
+
+
+def test_text_unreachable_hub_id_is_a_clear_error(cfg, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail fast instead of retrying
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="could not load 'audiox-test/not-a-model' from the hub"):
+        TextEncoder(dataclasses.replace(cfg.text, pretrained="audiox-test/not-a-model"))
+    enc = TextEncoder(dataclasses.replace(cfg.text, tokenizer="audiox-test/not-a-tokenizer"))  # lazy tokenizer
+    with pytest.raises(RuntimeError, match="text tokenizer: could not load"):
+        enc(["hi"])
 
 
 def test_text_tokenizer_larger_than_vocab_is_rejected(cfg):

@@ -101,6 +101,10 @@ class TextEncoder(FreezableModule):
 
     def forward(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.t5.shared.weight.device
+        if len(texts) == 0:
+            L = self.cfg.max_length
+            empty = torch.zeros(0, L, self.out_dim, device=device, dtype=self.t5.shared.weight.dtype)
+            return empty, torch.zeros(0, L, dtype=torch.bool, device=device)
         ids, mask = self.tokenize(texts)
         ids, mask = ids.to(device), mask.to(device)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
