@@ -278,3 +278,16 @@ def test_meta_build_then_assign_load(cfg, kind):
     a, b = real(x), empty(x)
     a, b = (a[0], b[0]) if kind == "text" else (a, b)
     assert torch.equal(a, b)
+
+
+def test_bfloat16_encoders_accept_float_frames(cfg):
+    """A bf16 model (e.g. ``from_pretrained(dtype=torch.bfloat16)``) takes float32 frames in [0, 1]."""
+    torch.manual_seed(0)
+    frames = torch.rand(1, 5, 3, 40, 40)  # resized inside (antialias has no bf16 CPU kernel: done in float32)
+    for enc in (VideoEncoder(cfg.video), SyncEncoder(cfg.sync)):
+        ref = enc(frames)
+        out = enc.to(torch.bfloat16)(frames)
+        assert out.dtype == torch.bfloat16 and out.shape == ref.shape
+        torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.1)
+    emb, _ = TextEncoder(cfg.text).to(torch.bfloat16)(["hi"])
+    assert emb.dtype == torch.bfloat16

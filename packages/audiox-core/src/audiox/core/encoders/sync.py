@@ -107,9 +107,9 @@ class SyncEncoder(FreezableModule):
     def encode_segments(self, seg: torch.Tensor) -> torch.Tensor:
         """Segments ``(N, S, 3, H, W)`` (already resized) -> per-frame features ``(N, S, D_s)``."""
         x = rearrange(seg, "N S C H W -> N C S H W")
-        mean = torch.tensor(_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1, 1)  # not buffers: meta-safe
-        std = torch.tensor(_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1, 1)
-        x = (x - mean) / std
+        mean = torch.tensor(_MEAN, device=x.device, dtype=torch.float32).view(1, 3, 1, 1, 1)  # not buffers: meta-safe
+        std = torch.tensor(_STD, device=x.device, dtype=torch.float32).view(1, 3, 1, 1, 1)
+        x = ((x.float() - mean) / std).to(self.proj.weight.dtype)
         x = self.patch_embed(x)  # (N, D, T, h, w), T = S / tubelet
         x = rearrange(x, "N D T h w -> N T (h w) D") + self.pos_time + self.pos_space
         for block in self.blocks:
@@ -125,13 +125,14 @@ class SyncEncoder(FreezableModule):
         if f < 1:
             raise ValueError("sync encoder: got zero frames")
         dtype = self.proj.weight.dtype
-        x = frames.to(dtype)
+        x = frames.float()  # resize in float32 (no bf16 antialias on CPU), then the model dtype
         if x.shape[-2:] != (cfg.image_size, cfg.image_size):
             x = F.interpolate(
                 rearrange(x, "B F C H W -> (B F) C H W"), size=(cfg.image_size, cfg.image_size),
                 mode="bicubic", align_corners=False, antialias=True,
             )
             x = rearrange(x, "(B F) C H W -> B F C H W", B=b)
+        x = x.to(dtype)  # segments are stacked in the model dtype (they repeat frames: keep them small)
         starts = segment_starts(f, cfg.segment_frames, cfg.segment_stride)
         padded = starts[-1] + cfg.segment_frames
         if padded > f:  # repeat the last frame so the final segment is full

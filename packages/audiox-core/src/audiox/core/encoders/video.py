@@ -103,7 +103,7 @@ class VideoEncoder(FreezableModule):
             raise ValueError(f"video encoder expects frames (B, F, 3, H, W), got {tuple(frames.shape)}")
         b = frames.shape[0]
         dtype = next(self.visual.parameters()).dtype
-        x = rearrange(frames.to(dtype), "B F C H W -> (B F) C H W")
+        x = rearrange(frames.float(), "B F C H W -> (B F) C H W")  # resize in float32 (no bf16 antialias on CPU)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            emb = self.visual(self.preprocess(x))  # ((B F), D_v)
+            emb = self.visual(self.preprocess(x).to(dtype))  # ((B F), D_v)
         return rearrange(emb, "(B F) D -> B F D", B=b)
