@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from audiox.core.autoencoder import AudioAutoencoder, Snake, kl_divergence
 from audiox.core.config import AutoencoderConfig, get_config
@@ -111,7 +110,8 @@ def test_weight_norm_and_strict_loading(cfg, tmp_path):
     keys = list(ae.state_dict())
     assert any("parametrizations.weight.original0" in k for k in keys)  # weight-normalised convs
     path = tmp_path / "vae.safetensors"
-    save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, path)
+    ae.save_weights(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["vae.safetensors"]
     loaded = AudioAutoencoder(dataclasses.replace(cfg, pretrained=str(path)))
     wav = torch.randn(1, 1, 2 * cfg.hop_length)
     assert torch.equal(ae.encode(wav), loaded.encode(wav))

@@ -87,6 +87,21 @@ def test_text_loads_local_save_pretrained(cfg, tmp_path):
     assert not torch.allclose(a, other)
 
 
+def test_text_save_weights_round_trip(cfg, tmp_path):
+    torch.manual_seed(5)
+    enc = TextEncoder(cfg.text)
+    path = tmp_path / "text.safetensors"
+    enc.save_weights(path)  # T5's tied embedding is written under both keys
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.safetensors"]  # no temp files left
+    loaded = TextEncoder(dataclasses.replace(cfg.text, pretrained=str(path)))
+    assert loaded.t5.encoder.embed_tokens.weight is loaded.t5.shared.weight
+    assert torch.equal(enc(["a siren"])[0], loaded(["a siren"])[0])
+    with pytest.raises(ValueError, match="wrong shape|does not match"):
+        TextEncoder(dataclasses.replace(cfg.text, d_ff=cfg.text.d_ff * 2, pretrained=str(path)))
+    with pytest.raises(ValueError, match=".safetensors"):
+        enc.save_weights(tmp_path / "text.pt")
+
+
 def test_text_missing_local_path_is_a_clear_error(cfg, tmp_path):
     with pytest.raises(FileNotFoundError, match="local path not found"):
         TextEncoder(dataclasses.replace(cfg.text, pretrained=str(tmp_path / "nope")))
@@ -202,7 +217,7 @@ def test_sync_strict_pretrained_loading(cfg, tmp_path):
     torch.manual_seed(4)
     enc = SyncEncoder(cfg.sync)
     path = tmp_path / "sync.safetensors"
-    save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, path)
+    enc.save_weights(path)
     loaded = SyncEncoder(dataclasses.replace(cfg.sync, pretrained=str(path)))
     x = torch.rand(1, 6, 3, 32, 32)
     assert torch.equal(enc(x), loaded(x))

@@ -1,14 +1,16 @@
-"""Pieces shared by the encoders and the autoencoder: freezing and strict safetensors loading."""
+"""Pieces shared by the encoders and the autoencoder: freezing and safetensors weights (strict load, atomic save)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-__all__ = ["FreezableModule", "load_safetensors_strict"]
+__all__ = ["FreezableModule", "load_safetensors_strict", "save_safetensors_atomic"]
 
 
 class FreezableModule(nn.Module):
@@ -30,6 +32,37 @@ class FreezableModule(nn.Module):
 
     def train(self, mode: bool = True) -> FreezableModule:
         return super().train(mode and not self.frozen)
+
+    def save_weights(self, path: str | Path) -> None:
+        """Write this module's weights (our key names) to a ``.safetensors`` file that ``cfg.pretrained`` loads."""
+        save_safetensors_atomic(self, path)
+
+
+def save_safetensors_atomic(module: nn.Module, path: str | Path) -> None:
+    """``module.state_dict()`` to ``path`` via a temp file and ``os.replace`` (no partial files).
+
+    Tied tensors (e.g. T5's shared input embedding) are written once per key as separate copies, so the file
+    loads strictly into a freshly built module.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"weights must be written to a .safetensors file, got {path}")
+    seen: set[int] = set()
+    state: dict[str, torch.Tensor] = {}
+    for key, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        state[key] = t.clone() if ptr in seen else t
+        seen.add(ptr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def load_safetensors_strict(module: nn.Module, path: str | Path, what: str, *, prefix: str = "") -> None:

@@ -1,6 +1,7 @@
 """T5 text encoder (paper Sec. VI-A: "The text inputs are encoded using T5-base").
 
-``cfg.pretrained`` is a local folder (``save_pretrained`` layout) or a hub id; without it a T5 encoder is built
+``cfg.pretrained`` is a local folder (``save_pretrained`` layout), a hub id, or a ``.safetensors`` file with this
+module's key names (``TextEncoder.save_weights``; sizes from the config fields); without it a T5 encoder is built
 from the config fields with random weights, offline. ``cfg.tokenizer == "byt5"`` uses the byte-level ByT5
 tokenizer, which needs no files; anything else is a tokenizer folder or hub id for ``AutoTokenizer``. The
 tokenizer is loaded on first use, so building a model (e.g. on the meta device to count parameters) never
@@ -16,7 +17,7 @@ import torch
 from transformers import AutoTokenizer, ByT5Tokenizer, T5Config, T5EncoderModel
 
 from audiox.core.config import TextEncoderConfig
-from audiox.core.encoders.common import FreezableModule
+from audiox.core.encoders.common import FreezableModule, load_safetensors_strict
 
 __all__ = ["TextEncoder", "resolve_pretrained"]
 
@@ -47,7 +48,8 @@ class TextEncoder(FreezableModule):
     def __init__(self, cfg: TextEncoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        if cfg.pretrained:
+        local_file = bool(cfg.pretrained) and str(cfg.pretrained).endswith(".safetensors")
+        if cfg.pretrained and not local_file:
             self.t5 = _from_pretrained(T5EncoderModel, cfg.pretrained, "text encoder")
         else:
             t5_cfg = T5Config(
@@ -66,6 +68,8 @@ class TextEncoder(FreezableModule):
         # T5 ties its input embedding to ``shared``; ``load_state_dict(assign=True)`` (meta-device loading)
         # replaces the two tensors separately, so tie them again after every load.
         self.register_load_state_dict_post_hook(lambda module, _keys: module._tie_embeddings())
+        if local_file:  # our own key names (``save_weights``), sizes from the config fields
+            load_safetensors_strict(self, cfg.pretrained, "text encoder")
         self.freeze_(cfg.freeze)
 
     def _tie_embeddings(self) -> None:
