@@ -95,14 +95,24 @@ class SyncEncoder(FreezableModule):
             3, cfg.width, kernel_size=(cfg.tubelet, cfg.patch_size, cfg.patch_size),
             stride=(cfg.tubelet, cfg.patch_size, cfg.patch_size),
         )
-        self.pos_space = nn.Parameter(torch.randn(1, 1, p, cfg.width) * 0.02)
-        self.pos_time = nn.Parameter(torch.randn(1, t, 1, cfg.width) * 0.02)
+        self.pos_space = nn.Parameter(torch.zeros(1, 1, p, cfg.width))  # (1, 1, P, D)
+        self.pos_time = nn.Parameter(torch.zeros(1, t, 1, cfg.width))  # (1, T, 1, D)
         self.blocks = nn.ModuleList([_DividedBlock(cfg.width, cfg.heads) for _ in range(cfg.depth)])
         self.norm = nn.LayerNorm(cfg.width)
         self.proj = nn.Linear(cfg.width, cfg.out_dim)
+        self.initialize_weights()
         if cfg.pretrained:
             load_safetensors_strict(self, cfg.pretrained, "sync encoder")
         self.freeze_(cfg.freeze)
+
+    def initialize_weights(self) -> None:
+        """ViT / TimeSformer init: truncated-normal(0.02) linear weights and position embeddings, zero biases."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        nn.init.trunc_normal_(self.pos_space, std=0.02)
+        nn.init.trunc_normal_(self.pos_time, std=0.02)
 
     def encode_segments(self, seg: torch.Tensor) -> torch.Tensor:
         """Segments ``(N, S, 3, H, W)`` (already resized) -> per-frame features ``(N, S, D_s)``."""
