@@ -81,6 +81,14 @@ def test_text_loads_local_save_pretrained(cfg, tmp_path):
     a, ma = enc(texts)
     b, mb = loaded(texts)
     assert torch.equal(ma, mb) and torch.equal(a, b)
+    # a folder with other sizes (a gated T5 v1.1) writes its architecture into the config it was loaded with
+    gated = dataclasses.replace(cfg.text, d_ff=48, feed_forward_proj="gated-gelu")
+    TextEncoder(gated).t5.save_pretrained(tmp_path / "t5-gated")
+    loaded_cfg = dataclasses.replace(cfg.text, pretrained=str(tmp_path / "t5-gated"))
+    TextEncoder(loaded_cfg)
+    assert (loaded_cfg.d_ff, loaded_cfg.feed_forward_proj) == (48, "gated-gelu")
+    rebuilt = TextEncoder(dataclasses.replace(loaded_cfg, pretrained=None))
+    assert rebuilt.t5.encoder.block[0].layer[1].DenseReluDense.__class__.__name__ == "T5DenseGatedActDense"
     # a differently initialised encoder really differs (the comparison above can fail)
     torch.manual_seed(2)
     other, _ = TextEncoder(cfg.text)(texts)

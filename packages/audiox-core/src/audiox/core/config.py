@@ -69,6 +69,7 @@ class TextEncoderConfig:
     d_kv: int = 64
     d_ff: int = 3072
     vocab_size: int = 32128  # T5's sentencepiece vocabulary; ByT5 uses 384
+    feed_forward_proj: str = "relu"  # T5 v1.0 (t5-base); "gated-gelu" for T5 v1.1 / FLAN-T5
     max_length: int = 128  # tokens kept per caption (AudioX / stable-audio-tools use 128 for T5)
     freeze: bool = True  # paper: frozen T5. Models trained from scratch offline may train it (mini)
 

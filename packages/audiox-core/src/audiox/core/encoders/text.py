@@ -51,6 +51,7 @@ class TextEncoder(FreezableModule):
         local_file = bool(cfg.pretrained) and str(cfg.pretrained).endswith(".safetensors")
         if cfg.pretrained and not local_file:
             self.t5 = _from_pretrained(T5EncoderModel, cfg.pretrained, "text encoder")
+            self._record_architecture()
         else:
             t5_cfg = T5Config(
                 vocab_size=cfg.vocab_size,
@@ -60,7 +61,7 @@ class TextEncoder(FreezableModule):
                 num_layers=cfg.num_layers,
                 num_heads=cfg.num_heads,
                 dropout_rate=0.0,  # conditioning features; dropout of whole modalities happens in MAF/CFG
-                feed_forward_proj="relu",  # T5 v1.0 (t5-base), as the paper uses
+                feed_forward_proj=cfg.feed_forward_proj,
             )
             self.t5 = T5EncoderModel(t5_cfg)
         self.out_dim: int = int(self.t5.config.d_model)
@@ -71,6 +72,12 @@ class TextEncoder(FreezableModule):
         if local_file:  # our own key names (``save_weights``), sizes from the config fields
             load_safetensors_strict(self, cfg.pretrained, "text encoder")
         self.freeze_(cfg.freeze)
+
+    def _record_architecture(self) -> None:
+        """Copy a loaded T5's sizes into ``cfg`` so a saved model (config.json) rebuilds the same network."""
+        c = self.t5.config
+        for name in ("d_model", "num_layers", "num_heads", "d_kv", "d_ff", "vocab_size", "feed_forward_proj"):
+            setattr(self.cfg, name, getattr(c, name))
 
     def _tie_embeddings(self) -> None:
         self.t5.encoder.embed_tokens.weight = self.t5.shared.weight
