@@ -385,6 +385,14 @@ def _coerce(raw: str, current: Any) -> Any:
         if raw.lower() in ("false", "0", "no"):
             return False
         raise ValueError(f"expected a boolean, got {raw!r}")
+    if isinstance(current, dict):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ValueError(f"expected a JSON object, got {raw!r}") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got {raw!r}")
+        return value
     if current is None or isinstance(current, (tuple, list)):
         try:
             value = json.loads(raw)
