@@ -65,7 +65,7 @@ def write_shard(out: Path, j: int, start: int, stop: int, seed: int, cfg: SynthC
     tmp = out / f".{final.name}.tmp.{os.getpid()}"
     with open(tmp, "wb") as f:
         # TarWriter is what ShardWriter rotates over; one writer per shard keeps each shard atomic.
-        with wds.TarWriter(f) as sink:
+        with wds.TarWriter(f, mtime=0.0) as sink:  # fixed mtime: same seed -> same shard bytes
             for i in range(start, stop):
                 sink.write(clip_sample(seed, i, cfg))
         f.flush()

@@ -105,7 +105,7 @@ def _pos(rng: np.random.Generator) -> tuple[float, float]:
 def _dur(rng: np.random.Generator, name: str, cap: float | None = None) -> float:
     lo, hi = EVENTS[name].duration
     if cap is not None:
-        hi = max(lo, min(hi, cap))
+        lo, hi = min(lo, cap), min(hi, cap)
     return _ms(rng.uniform(lo, hi))
 
 
@@ -135,14 +135,14 @@ def _sfx_events(rng: np.random.Generator, total: float) -> tuple[str, list[Event
         return scenario, _fit(rng, names, total)
     if scenario == "background":
         bg = str(rng.choice(CONTINUOUS))
-        dur = _dur(rng, bg)
+        dur = _dur(rng, bg, cap=total - 0.6)
         on = _ms(rng.uniform(0, total - dur))
         back = Event(bg, on, _ms(on + dur), *_pos(rng))
         name = str(rng.choice(COUNTABLE))
         fg = _fit(rng, [name] * int(rng.integers(1, 4)), total)
         return scenario, sorted([back, *fg], key=lambda e: e.onset)
     name = str(rng.choice(CONTINUOUS))
-    dur = _dur(rng, name)
+    dur = _dur(rng, name, cap=total - 0.6)
     on = _ms(rng.uniform(0.3, total - dur - 0.3))
     return scenario, [Event(name, on, _ms(on + dur), *_pos(rng))]
 
