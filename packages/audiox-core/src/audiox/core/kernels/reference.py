@@ -37,3 +37,35 @@ def modulated_norm_ref(x: Tensor, shift: Tensor, scale: Tensor, kind: str = "lay
 def gated_residual_ref(x: Tensor, y: Tensor, gate: Tensor) -> Tensor:
     """``x + gate * y`` with gate (B, D) broadcast over the sequence axis. x, y: (B, L, D)."""
     return x + gate[:, None, :] * y
+
+
+def rope_qknorm_ref(q: Tensor, k: Tensor, cos: Tensor | None, sin: Tensor | None, q_scale: Tensor | None,
+                    k_scale: Tensor | None, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
+    """The attention prologue of ``audiox.core.layers``: ``x' = rope(rmsnorm(x) * scale)`` for q and k.
+
+    RMSNorm (QK-norm, Dehghani et al. 2023) over the head dim with weight ``scale`` (Dh,), rounded to the input
+    dtype; then RoPE (Su et al. 2021) on interleaved pairs ``(x[2i], x[2i+1])`` with ``cos``/``sin`` (L, Dh/2)
+    indexed by position. ``None`` skips a step.
+    """
+
+    def one(x: Tensor, w: Tensor | None) -> Tensor:
+        if w is not None:
+            xf = x.float()
+            x = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * w.float()).to(x.dtype)
+        if cos is not None:
+            L = x.shape[-2]
+            c, s = cos[:L].float(), sin[:L].float()
+            xf = x.float()
+            x1, x2 = xf[..., 0::2], xf[..., 1::2]
+            x = torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1).flatten(-2).to(x.dtype)
+        return x
+
+    return one(q, q_scale), one(k, k_scale)
+
+
+def attention_rope_qknorm_ref(q: Tensor, k: Tensor, v: Tensor, cos: Tensor | None, sin: Tensor | None,
+                              q_scale: Tensor | None, k_scale: Tensor | None, mask: Tensor | None = None,
+                              eps: float = 1e-6) -> Tensor:
+    """:func:`attention_ref` on the prologue's output :func:`rope_qknorm_ref` (what the fused kernel computes)."""
+    qr, kr = rope_qknorm_ref(q, k, cos, sin, q_scale, k_scale, eps)
+    return attention_ref(qr, kr, v, mask)
