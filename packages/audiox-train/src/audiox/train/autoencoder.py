@@ -1,0 +1,197 @@
+"""``audiox-train autoencoder``: train the audio VAE from nothing (so ``mini`` needs no downloaded weights).
+
+Loss per batch of random crops: ``l1 * |x - x_hat|_1 + stft * MR-STFT(x_hat, x) + kl * KL(q(z|x) || N(0, I))``,
+plus, with ``autoencoder.adversarial=true``, a multi-scale waveform discriminator (MelGAN-style average-pooled
+scales) with hinge losses and feature matching. The export is a safetensors file that
+``model.autoencoder.pretrained=PATH`` loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audiox.core.autoencoder import AudioAutoencoder
+
+from audiox.train.checkpoint import CheckpointManager, capture_rng, flatten_optimizer_state, restore_rng, unflatten_optimizer_state
+from audiox.train.config import TrainConfig
+from audiox.train.engine import resolve_device
+from audiox.train.losses import MultiResolutionSTFTLoss
+from audiox.train.schedules import build_scheduler
+
+__all__ = ["AutoencoderTrainer", "MultiScaleDiscriminator", "autoencoder_main"]
+
+log = logging.getLogger("audiox.train")
+
+
+class _ScaleDisc(nn.Module):
+    def __init__(self, channels: int, width: int = 16) -> None:
+        super().__init__()
+        wn = nn.utils.parametrizations.weight_norm
+        self.layers = nn.ModuleList([
+            wn(nn.Conv1d(channels, width, 15, padding=7)),
+            wn(nn.Conv1d(width, width * 4, 41, stride=4, padding=20, groups=4)),
+            wn(nn.Conv1d(width * 4, width * 8, 41, stride=4, padding=20, groups=16)),
+            wn(nn.Conv1d(width * 8, width * 8, 5, padding=2)),
+        ])
+        self.out = wn(nn.Conv1d(width * 8, 1, 3, padding=1))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        feats = []
+        for layer in self.layers:
+            x = F.leaky_relu(layer(x), 0.2)
+            feats.append(x)
+        return self.out(x), feats
+
+
+class MultiScaleDiscriminator(nn.Module):
+    def __init__(self, channels: int, scales: int = 3) -> None:
+        super().__init__()
+        self.discs = nn.ModuleList(_ScaleDisc(channels) for _ in range(scales))
+
+    def forward(self, x: Tensor) -> list[tuple[Tensor, list[Tensor]]]:
+        outs = []
+        for i, d in enumerate(self.discs):
+            outs.append(d(x))
+            if i + 1 < len(self.discs):
+                x = F.avg_pool1d(x, 4, 2, padding=1)
+        return outs
+
+
+class AutoencoderTrainer:
+    def __init__(self, cfg: TrainConfig, source, run_dir: str | Path | None = None) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        ae_cfg = cfg.model.autoencoder
+        ae_cfg.freeze = False
+        self.ae = AudioAutoencoder(ae_cfg).to(self.device).train()
+        self.stft = MultiResolutionSTFTLoss()
+        o = cfg.optim
+        self.opt = torch.optim.AdamW(self.ae.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.sched = build_scheduler(self.opt, cfg.schedule)
+        self.disc = None
+        if cfg.autoencoder.adversarial:
+            self.disc = MultiScaleDiscriminator(ae_cfg.audio_channels).to(self.device)
+            self.opt_d = torch.optim.AdamW(self.disc.parameters(), lr=o.lr, betas=(0.8, 0.99))
+        self.source = source
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.run_dir = Path(run_dir or cfg.checkpoint.dir)
+        self.ckpt = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last)
+        self.step = 0
+        self.losses: list[float] = []
+
+    def crop(self, audio: Tensor) -> Tensor:
+        hop = self.ae.hop_length
+        n = max(hop, int(round(self.cfg.autoencoder.crop_seconds * self.ae.sample_rate / hop)) * hop)
+        if audio.shape[-1] <= n:
+            return self.ae.pad_to_hop(audio)
+        start = int(torch.randint(0, audio.shape[-1] - n + 1, (1,), generator=self.gen))
+        return audio[..., start : start + n]
+
+    def losses_for(self, x: Tensor) -> tuple[Tensor, dict[str, float], Tensor]:
+        c = self.cfg.autoencoder
+        mean, logvar = self.ae.encode_posterior(x)
+        eps = torch.randn(mean.shape, generator=self.gen).to(mean)
+        z = mean + torch.exp(0.5 * logvar) * eps
+        x_hat = self.ae.decoder(z)
+        l1 = F.l1_loss(x_hat, x)
+        spec = self.stft(x_hat, x)
+        kl = self.ae.kl(mean, logvar)
+        total = c.l1 * l1 + c.stft * spec + c.kl * kl
+        return total, {"l1": float(l1), "stft": float(spec), "kl": float(kl)}, x_hat
+
+    def train_step(self) -> float:
+        x = self.crop(self.source.next_batch().audio.to(self.device))
+        total, parts, x_hat = self.losses_for(x)
+        if self.disc is not None:
+            c = self.cfg.autoencoder
+            # discriminator (hinge)
+            d_loss = sum(F.relu(1 - r[0]).mean() + F.relu(1 + f[0]).mean()
+                         for r, f in zip(self.disc(x), self.disc(x_hat.detach())))
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            real, fake = self.disc(x), self.disc(x_hat)
+            g_adv = sum(-f[0].mean() for f in fake)
+            fm = sum(F.l1_loss(ff, rf.detach()) for r, f in zip(real, fake) for rf, ff in zip(r[1], f[1]))
+            total = total + c.adv_weight * g_adv + c.feature_matching * fm
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        if self.cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.ae.parameters(), self.cfg.optim.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        loss = float(total.detach())
+        self.losses.append(loss)
+        return loss
+
+    def save_checkpoint(self) -> Path:
+        tensors = {f"ae.{k}": v for k, v in self.ae.state_dict().items()}
+        opt_t, skel = flatten_optimizer_state(self.opt.state_dict())
+        tensors.update(opt_t)
+        rng_t, rng_meta = capture_rng({"step": self.gen})
+        tensors.update(rng_t)
+        state = {"optimizer": skel, "scheduler": self.sched.state_dict(), "losses": self.losses,
+                 "data": self.source.state_dict(), "rng": rng_meta}
+        if self.disc is not None:
+            tensors.update({f"disc.{k}": v for k, v in self.disc.state_dict().items()})
+            dt, dskel = flatten_optimizer_state(self.opt_d.state_dict(), prefix="optim_d")
+            tensors.update(dt)
+            state["optimizer_d"] = dskel
+        return self.ckpt.save(self.step, tensors, state)
+
+    def load_checkpoint(self, path: Path) -> None:
+        tensors, state = CheckpointManager.load(path)
+        self.ae.load_state_dict({k[3:]: v for k, v in tensors.items() if k.startswith("ae.")})
+        self.opt.load_state_dict(unflatten_optimizer_state(tensors, state["optimizer"]))
+        self.sched.load_state_dict(state["scheduler"])
+        if self.disc is not None and "optimizer_d" in state:
+            self.disc.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("disc.")})
+            self.opt_d.load_state_dict(unflatten_optimizer_state(tensors, state["optimizer_d"]))
+        self.source.load_state_dict(state["data"])
+        restore_rng(tensors, state["rng"], {"step": self.gen})
+        self.losses = list(state["losses"])
+        self.step = int(state["step"])
+
+    def fit(self, max_steps: int | None = None) -> list[float]:
+        target = max_steps if max_steps is not None else self.cfg.max_steps
+        if self.cfg.checkpoint.resume and (latest := self.ckpt.latest()) is not None:
+            self.load_checkpoint(latest)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=target, initial=self.step, desc="autoencoder", disable=not self.cfg.log.progress)
+        while self.step < target:
+            loss = self.train_step()
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"autoencoder loss is {loss} at step {self.step}")
+            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update(1)
+            if self.step % self.cfg.checkpoint.every == 0 or self.step == target:
+                self.save_checkpoint()
+        bar.close()
+        return self.losses
+
+    def export(self, path: str | Path) -> Path:
+        path = Path(path)
+        self.ae.save_weights(path)
+        return path
+
+
+def autoencoder_main(args) -> int:
+    from audiox.train.cli import _source
+    from audiox.train.config import get_train_config
+
+    cfg = get_train_config(args.config, args.overrides)
+    trainer = AutoencoderTrainer(cfg, _source(cfg, 0, 1))
+    trainer.fit()
+    out = Path(args.out or Path(cfg.checkpoint.dir) / "autoencoder.safetensors")
+    trainer.export(out)
+    print(f"exported the autoencoder to {out} (use model.autoencoder.pretrained={out})")
+    return 0

@@ -1,0 +1,158 @@
+"""``audiox-train``: train the teacher (default), the autoencoder, or benchmark a training step.
+
+Examples::
+
+    audiox-train --config debug data.shards=synthetic max_steps=200          # smoke run on generated tones
+    audiox-train --config mini data.shards='data/train-{000000..000099}.tar'   # the shipped model's teacher
+    audiox-train autoencoder --config mini data.shards='data/train-*.tar' max_steps=20000
+    audiox-train bench --config mini                                         # samples/s and tokens/s here
+    torchrun --nproc_per_node 8 -m audiox.train.cli --config paper data.shards=...   # one 8-GPU node (ZeRO-2)
+
+``data.shards=synthetic`` trains on a fixed batch of generated tones (for smoke tests and benchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+COMMANDS = ("teacher", "autoencoder", "bench", "export")
+
+EPILOG = """examples:
+  audiox-train --config debug data.shards=synthetic max_steps=200
+  audiox-train --config mini data.shards='data/train-{000000..000099}.tar' checkpoint.dir=runs/mini
+  audiox-train autoencoder --config mini data.shards='data/train-*.tar'
+  audiox-train bench --config mini --steps 5
+  audiox-train export --config mini checkpoint.dir=runs/mini --out models/mini-teacher
+multi-GPU (DeepSpeed ZeRO, see docs/training.md):
+  torchrun --nproc_per_node 8 -m audiox.train.cli --config paper data.shards=...
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="audiox-train",
+        description="Train the AudioX-Base teacher with flow matching (paper Sec. IV-B), or its autoencoder.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+    )
+    p.add_argument("command", nargs="?", default="teacher",
+                   help="teacher (default), autoencoder, bench or export")
+    p.add_argument("--config", default="debug", help="train preset (debug, mini, paper) or a JSON file")
+    p.add_argument("--out", default=None, help="export folder (teacher/export: written when training ends)")
+    p.add_argument("--steps", type=int, default=5, help="bench: timed steps (after 2 warm-up steps)")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. optim.lr=3e-4 model.dit.depth=4")
+    return p
+
+
+def _source(cfg, rank: int, world: int):
+    from audiox.train.sources import FixedBatchSource, build_source
+    from audiox.train.testing import synthetic_batch
+
+    if cfg.data.shards == "synthetic":
+        return FixedBatchSource(synthetic_batch(cfg.model, cfg.data.batch_size, seed=cfg.seed + rank))
+    return build_source(cfg.data, cfg.model, rank=rank, world_size=world)
+
+
+def _val_source(cfg):
+    from audiox.train.sources import build_source
+
+    if cfg.data.val_shards:
+        return build_source(cfg.data, cfg.model, shards=cfg.data.val_shards)
+    return None
+
+
+def _teacher(args, cfg) -> int:
+    from audiox.train.engine import world_info
+    from audiox.train.trainer import TeacherTrainer
+
+    rank, _, world = world_info()
+    trainer = TeacherTrainer(cfg, _source(cfg, rank, world), val_source=_val_source(cfg))
+    trainer.fit()
+    out = args.out or str(Path(cfg.checkpoint.dir) / "export")
+    path = trainer.export(out)
+    if path is not None:
+        print(f"exported EMA weights to {path}")
+    trainer.engine.close()
+    return 0
+
+
+def _bench(args, cfg) -> int:
+    import torch
+
+    from audiox.train.sources import FixedBatchSource
+    from audiox.train.testing import synthetic_batch
+    from audiox.train.trainer import TeacherTrainer
+
+    cfg.checkpoint.resume = False
+    cfg.log.tensorboard = False
+    cfg.log.progress = False
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = TeacherTrainer(cfg, FixedBatchSource(synthetic_batch(cfg.model, cfg.data.batch_size)), run_dir=tmp)
+        for _ in range(2):
+            trainer.train_step()
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            trainer.train_step()
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = (time.perf_counter() - t0) / args.steps
+    samples = cfg.data.batch_size * cfg.optim.grad_accum
+    tokens = samples * cfg.model.latent_length
+    n_params = sum(p.numel() for _, p in trainer.engine.named_params)
+    flops = 6 * n_params * tokens  # forward + backward of the denoiser, per optimiser step (latent tokens only)
+    print(f"| preset | device | batch | step time (s) | samples/s | latent tokens/s | model TFLOP/s |")
+    print(f"|---|---|---|---|---|---|---|")
+    print(f"| {cfg.name} | {trainer.device} | {samples} | {dt:.3f} | {samples / dt:.2f} | {tokens / dt:.0f} | {flops / dt / 1e12:.4f} |")
+    return 0
+
+
+def _export(args, cfg) -> int:
+    from audiox.train.trainer import TeacherTrainer
+
+    if not args.out:
+        raise ValueError("export needs --out FOLDER")
+    from audiox.train.sources import FixedBatchSource
+    from audiox.train.testing import synthetic_batch
+
+    trainer = TeacherTrainer(cfg, FixedBatchSource(synthetic_batch(cfg.model, 1)))
+    if not trainer.maybe_resume():
+        raise FileNotFoundError(f"no complete checkpoint under {trainer.ckpt.dir}")
+    print(f"exported step {trainer.step} EMA weights to {trainer.export(args.out)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = "teacher"
+    if argv and argv[0] in COMMANDS:
+        command = argv.pop(0)
+    parser = build_parser()
+    args = parser.parse_intermixed_args(["teacher", *argv])
+    args.command = command
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "autoencoder":
+            from audiox.train.autoencoder import autoencoder_main
+
+            return autoencoder_main(args)
+        from audiox.train.config import get_train_config
+
+        cfg = get_train_config(args.config, args.overrides)
+        return {"teacher": _teacher, "bench": _bench, "export": _export}[args.command](args, cfg)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"audiox-train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
