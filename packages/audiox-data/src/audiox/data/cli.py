@@ -47,10 +47,14 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_synth]
 
 
-def _register_optional() -> None:
-    from audiox.data import annotate, curate, stats
+_SUBCOMMAND_MODULES: tuple[str, ...] = ()  # modules with an ``add_cli(subparsers)``
 
-    for mod in (curate, annotate, stats):
+
+def _register_optional() -> None:
+    import importlib
+
+    for name in _SUBCOMMAND_MODULES:
+        mod = importlib.import_module(f"audiox.data.{name}")
         if mod.add_cli not in _COMMANDS:
             _COMMANDS.append(mod.add_cli)
 

@@ -32,11 +32,12 @@ def _pos(rng: np.random.Generator) -> tuple[float, float]:
     return round(float(rng.uniform(0.25, 0.75)), 3), round(float(rng.uniform(0.25, 0.75)), 3)
 
 
-def _durations(rng: np.random.Generator, names: list[str]) -> list[float]:
+def _durations(rng: np.random.Generator, names: list[str], total: float) -> list[float]:
     out = []
     for n in names:
         lo, hi = EVENTS[n].duration
         hi = min(hi, 2.5) if EVENTS[n].continuous else hi
+        hi = min(hi, total - 2 * MIN_GAP)
         out.append(round(float(rng.uniform(min(lo, hi), hi)), 3))
     return out
 
@@ -52,16 +53,29 @@ def _t2a_record(seed: int, i: int, cfg: SynthConfig) -> dict:
         if rng.random() < 0.3:
             names[-1] = str(rng.choice(CONTINUOUS))
         order = [names[j] for j in rng.permutation(len(names))]
-        events = place_events(order, _durations(rng, order), dur, rng)
+        while True:  # short clips: drop categories until they fit
+            try:
+                events = place_events(order, _durations(rng, order, dur), dur, rng)
+                break
+            except ValueError:
+                if len(order) == 1:
+                    raise
+                order = order[:-1]
+        names = [n for n in names if n in order]
         items = [phrase(n, None if EVENTS[n].continuous else 1, rng) for n in names]
         rec["category"] = ", ".join(names)
         rec["prompt"] = _open(rng) + rng.choice(["a scene containing ", "audio with ", "a mix of "]) + _and(items) + "."
     elif kind == "category+count":
-        fits = [n for n in COUNTABLE if level * EVENTS[n].duration[0] + (level + 1) * MIN_GAP <= dur]
+        def fits_for(k: int) -> list[str]:
+            return [n for n in COUNTABLE if k * EVENTS[n].duration[1] + (k + 1) * MIN_GAP <= dur]
+
+        while not fits_for(level):  # short clips: fewer occurrences
+            level -= 1
+        fits = fits_for(level)
         name = str(rng.choice(fits))
         while True:
             try:
-                events = place_events([name] * level, _durations(rng, [name] * level), dur, rng)
+                events = place_events([name] * level, _durations(rng, [name] * level, dur), dur, rng)
                 break
             except ValueError:
                 continue
@@ -70,14 +84,23 @@ def _t2a_record(seed: int, i: int, cfg: SynthConfig) -> dict:
         noun = phrase(name, level, rng) if level > 1 else "exactly one " + phrase(name, 1, rng).split(" ", 1)[-1]
         rec["prompt"] = _open(rng) + rng.choice(["the sound of ", "a recording with ", "audio of "]) + noun + "."
     elif kind == "category+ordering":
-        names = [str(n) for n in rng.choice(COUNTABLE, size=2 + int(rng.integers(2)), replace=False)]
-        events = place_events(names, _durations(rng, names), dur, rng)
+        k = 2 + int(rng.integers(2))
+        for attempt in range(200):  # short clips: redraw (then use two categories) until they fit
+            names = [str(n) for n in rng.choice(COUNTABLE, size=k if attempt < 100 else 2, replace=False)]
+            try:
+                events = place_events(names, _durations(rng, names, dur), dur, rng)
+                break
+            except ValueError:
+                continue
+        else:
+            raise ValueError(f"clips of {dur} s are too short for ordering prompts")
         items = [phrase(n, 1, rng) for n in names]
         rec["category"] = rec["time_relation"] = ", ".join(names)
         rec["prompt"] = _open(rng) + items[0] + "".join(f", and after that {x}" for x in items[1:]) + "."
     else:
         name = str(rng.choice(CONTINUOUS))
-        start = float(rng.integers(1, int(2 * (dur - 3.0)) + 1)) / 2  # 0.5 s grid
+        max_start = max(0.5, dur - 2.5)
+        start = float(rng.integers(1, int(2 * max_start) + 1)) / 2  # 0.5 s grid
         end = min(dur - 0.5, start + float(rng.integers(4, 13)) / 2)
         events = [Event(name, start, end, *_pos(rng))]
         rec["category"] = name

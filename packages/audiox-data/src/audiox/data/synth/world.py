@@ -112,7 +112,7 @@ def _dur(rng: np.random.Generator, name: str, cap: float | None = None) -> float
 def _fit(rng: np.random.Generator, names: list[str], total: float) -> list[Event]:
     """Place ``names`` in order, dropping trailing occurrences until they fit."""
     while names:
-        durs = [_dur(rng, n) for n in names]
+        durs = [_dur(rng, n, cap=total - 2 * MIN_GAP) for n in names]
         try:
             return place_events(names, durs, total, rng)
         except ValueError:
