@@ -1,0 +1,94 @@
+"""Step 2 of the T2A-bench judge as deterministic rules (paper Appendix C, "Evaluation Metrics").
+
+Input: a T2A-bench record (``type``, ``category``, ``count``, ``time_relation``, ``timestamp``) and a structured
+annotation of the audio (the Step-1 output: ``category`` name -> count or None, ``SED`` events with times,
+``time_relation``). Output: ``{"cat_acc", "cnt_acc", "ord_acc", "ts_acc"}`` with 1 / 0, or None where the
+metric does not apply to the record's type (Cat-acc applies to every record, as in the paper).
+
+* Cat-acc: every category of the prompt is detected.
+* Cnt-acc (category+count): the detected count of the category equals the prompt's.
+* Ord-acc (category+ordering): the prompt's categories, ordered by their first detected onset, give exactly
+  the prompt's sequence (all must be detected).
+* TS-acc (category+timestamp): the detected span of the category (first onset, last offset) has start and end
+  each within ``tolerance`` (1 s) of the prompt's.
+"""
+
+from __future__ import annotations
+
+__all__ = ["METRICS", "split_names", "annotation_from_events", "judge_record", "aggregate"]
+
+METRICS = ("cat_acc", "cnt_acc", "ord_acc", "ts_acc")
+
+
+def split_names(field: str | None) -> list[str]:
+    return [s.strip().lower() for s in (field or "").split(",") if s.strip()]
+
+
+def annotation_from_events(events: list[dict], continuous: set[str] = frozenset()) -> dict:
+    """IF-caps-Pro-like structured annotation of detected events (``{"name", "onset", "offset"}``)."""
+    events = sorted(events, key=lambda e: e["onset"])
+    category: dict[str, int | None] = {}
+    for e in events:
+        category[e["name"]] = None if e["name"] in continuous else (category.get(e["name"]) or 0) + 1
+    first: list[str] = []
+    for e in events:
+        if e["name"] not in first:
+            first.append(e["name"])
+    return {"category": category, "SED": [dict(e) for e in events], "time_relation": ", ".join(first)}
+
+
+def _events_of(annotation: dict, name: str) -> list[dict]:
+    return [e for e in annotation.get("SED") or [] if str(e.get("name", "")).lower() == name]
+
+
+def judge_record(record: dict, annotation: dict, tolerance: float = 1.0) -> dict[str, int | None]:
+    kind = record["type"]
+    want = split_names(record.get("category"))
+    found = {str(k).lower(): v for k, v in (annotation.get("category") or {}).items()}
+    out: dict[str, int | None] = {m: None for m in METRICS}
+    out["cat_acc"] = int(all(n in found for n in want))
+    if kind == "category+count":
+        ((name, n),) = record["count"].items()
+        got = found.get(name.lower())
+        if got is None and name.lower() in found:  # counted as continuous: count the detected events
+            got = len(_events_of(annotation, name.lower()))
+        out["cnt_acc"] = int(got == n)
+    elif kind == "category+ordering":
+        seq = split_names(record.get("time_relation"))
+        firsts = {}
+        for n in seq:
+            ev = _events_of(annotation, n)
+            if ev:
+                firsts[n] = min(float(e["onset"]) for e in ev)
+        out["ord_acc"] = int(len(firsts) == len(seq) and sorted(seq, key=lambda n: firsts[n]) == seq)
+    elif kind == "category+timestamp":
+        ((name, span),) = record["timestamp"].items()
+        ev = _events_of(annotation, name.lower())
+        if ev:
+            on, off = min(float(e["onset"]) for e in ev), max(float(e["offset"]) for e in ev)
+            ok = abs(on - float(span["start"])) <= tolerance and abs(off - float(span["end"])) <= tolerance
+            out["ts_acc"] = int(ok)
+        else:
+            out["ts_acc"] = 0
+    elif kind != "category-only":
+        raise ValueError(f"unknown T2A-bench type {kind!r}")
+    return out
+
+
+def aggregate(judgments: list[dict], types: list[str] | None = None) -> dict:
+    """Percent correct per metric over the records where it applies (and per type, if ``types`` given)."""
+    def pct(rows: list[dict]) -> dict[str, float | None]:
+        res = {}
+        for m in METRICS:
+            vals = [r[m] for r in rows if r.get(m) is not None]
+            res[m] = 100.0 * sum(vals) / len(vals) if vals else None
+        res["n"] = len(rows)
+        return res
+
+    out = {"overall": pct(judgments)}
+    if types is not None:
+        for t in sorted(set(types)):
+            out[t] = pct([j for j, k in zip(judgments, types, strict=True) if k == t])
+    return out
+
+
