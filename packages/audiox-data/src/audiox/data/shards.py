@@ -1,4 +1,4 @@
-"""Writing the synthetic world to WebDataset tar shards: shard by shard, in parallel processes,
+"""Writing the synthetic world to WebDataset tar shards (the layout ``webdataset.TarWriter`` writes): shard by shard, in parallel processes,
 atomically (temp name, then ``os.replace``), idempotent and resumable after a kill.
 
 Shard ``j`` holds clips ``[j*K, (j+1)*K)`` of the training stream, so a shard's content depends only on
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import io
 import json
 import os
 import tarfile
@@ -23,7 +24,6 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import webdataset as wds
 from tqdm import tqdm
 
 from audiox.data.media import encode_flac, encode_mp4
@@ -59,15 +59,26 @@ def _shard_name(j: int) -> str:
     return f"synth-{j:06d}.tar"
 
 
+def _add_sample(tf: tarfile.TarFile, sample: dict) -> None:
+    """Append one sample in WebDataset's layout (``key.ext`` members, consecutive, extensions sorted), as
+    ``webdataset.TarWriter`` writes it but with a fixed mtime and owner (same seed -> same shard bytes) and
+    without importing torch (so shard workers start fast)."""
+    key = sample["__key__"]
+    for ext in sorted(k for k in sample if k != "__key__"):
+        data = sample[ext]
+        ti = tarfile.TarInfo(f"{key}.{ext}")
+        ti.size, ti.mtime, ti.mode, ti.uname, ti.gname = len(data), 0, 0o444, "audiox", "audiox"
+        tf.addfile(ti, io.BytesIO(data))
+
+
 def write_shard(out: Path, j: int, start: int, stop: int, seed: int, cfg: SynthConfig) -> tuple[int, int]:
     """Render clips [start, stop) into shard ``j`` (temp file, then rename). Returns (j, samples)."""
     final = out / _shard_name(j)
     tmp = out / f".{final.name}.tmp.{os.getpid()}"
     with open(tmp, "wb") as f:
-        # TarWriter is what ShardWriter rotates over; one writer per shard keeps each shard atomic.
-        with wds.TarWriter(f, mtime=0.0) as sink:  # fixed mtime: same seed -> same shard bytes
+        with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tf:
             for i in range(start, stop):
-                sink.write(clip_sample(seed, i, cfg))
+                _add_sample(tf, clip_sample(seed, i, cfg))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, final)
