@@ -19,7 +19,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -217,9 +217,15 @@ class AudioXPipeline:
         inpaint_spans: str | Sequence[tuple[float, float]] | None = None,
         generator: torch.Generator | None = None,
         sampler: str | Sampler | None = None,
+        stage_hook: Callable[[str], None] | None = None,
     ) -> AudioXOutput:
         """Generate ``batch_size`` clips per prompt. ``video``/``audio`` may be paths or tensors
-        (video ``(F, 3, H, W)`` in [0, 1] at ``config.video.fps``; audio ``(C_a, S)`` at the model's rate)."""
+        (video ``(F, 3, H, W)`` in [0, 1] at ``config.video.fps``; audio ``(C_a, S)`` at the model's rate).
+
+        ``stage_hook(name)`` is called as each stage starts (``load``, ``encode``, ``denoise``, ``decode``) and
+        with ``end`` after the last (``audiox bench-latency`` measures peak memory per stage with it)."""
+        hook = stage_hook or (lambda name: None)
+        hook("load")
         cfg = self.config
         dev = self.device
         t_start = time.perf_counter()
@@ -264,6 +270,7 @@ class AudioXPipeline:
             audio=None if prompt is None else prompt[None].expand(b, *prompt.shape).contiguous(),
         ).to(dev, self.dtype)
         t_loaded = time.perf_counter()
+        hook("encode")
 
         # Conditions: encoded once, reused at every step --------------------------------------------------
         smp = self.make_sampler(sampler)
@@ -282,6 +289,7 @@ class AudioXPipeline:
             known = KnownRegion(z0=z0_known.expand(b, -1, -1), mask=lat_mask.to(dev).view(1, 1, latent_len))
         _sync(dev)
         t_encoded = time.perf_counter()
+        hook("denoise")
 
         # Denoise -----------------------------------------------------------------------------------------
         shape = (b, cfg.autoencoder.latent_dim, latent_len)
@@ -297,6 +305,7 @@ class AudioXPipeline:
             z0 = smp.sample(velocity, noise_like(), steps, noise_like=noise_like, known=known)
         _sync(dev)
         t_denoised = time.perf_counter()
+        hook("decode")
 
         # Decode ------------------------------------------------------------------------------------------
         wav_out = self.model.autoencoder.decode(z0).float()[..., :num_samples]  # (B, C_a, S)
@@ -305,6 +314,7 @@ class AudioXPipeline:
             wav_out = torch.where(m, wav_out, keep.to(dev, torch.float32)[None])
         wav_out = wav_out.cpu()
         t_end = time.perf_counter()
+        hook("end")
         return AudioXOutput(
             audio=wav_out, sample_rate=self.sample_rate, nfe=counter.nfe(b), sampler=smp.name, steps=steps,
             guidance_scale=scale if uncond is not None else None, seeds=seeds, tasks=[task] * b, texts=texts,
