@@ -71,10 +71,9 @@ def build_source(data: DataConfig, model: AudioXConfig, *, shards: str | None = 
     pattern = shards if shards is not None else data.shards
     if not pattern:
         raise ValueError("no training data: set data.shards=PATTERN (e.g. data.shards='data/train-{000000..000009}.tar')")
-    from audiox.data.loader import LoaderConfig, TrainLoader
+    from audiox.data.loader import LoaderConfig, ShardLoader
 
-    kwargs: dict[str, Any] = {"batch_size": data.batch_size, "seed": data.seed, "num_workers": data.num_workers}
+    kwargs: dict[str, Any] = {"batch_size": data.batch_size, "seed": data.seed, "rank": rank, "world_size": world_size}
     if data.task_weights:
         kwargs["task_weights"] = dict(data.task_weights)
-    loader = TrainLoader(pattern, model, LoaderConfig(**kwargs), rank=rank, world_size=world_size)
-    return LoaderSource(loader)
+    return LoaderSource(ShardLoader(pattern, model, LoaderConfig(**kwargs)))
