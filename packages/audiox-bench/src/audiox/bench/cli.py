@@ -1,0 +1,236 @@
+"""``audiox-bench``: T2A-bench with judges, judge validation, metrics and efficiency; writes a results folder.
+
+    audiox-bench judge-validate --n 200 --out results/judge            # offline judge on ground truth
+    audiox-bench t2a --model path/to/model --setting euler:50:6 --setting turbo:4 --n 40 --out results/t2a
+    audiox-bench efficiency --model path/to/model --setting euler:50:6 --setting turbo:4 --out results/eff
+    audiox-bench run --model debug --n 8 --setting euler:4:3 --setting turbo:2 --out results/run
+    audiox-bench metrics --ref ref_wavs/ --gen gen_wavs/ --out results/metrics [--panns cnn14.safetensors ...]
+
+Every command writes ``results.json``, ``table.md`` and plots into ``--out`` (atomically, file by file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
+    p.add_argument("--out", required=True, type=Path, help="results folder (created)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    if model:
+        p.add_argument("--model", default=None,
+                       help="model folder (config.json + model.safetensors), or a preset name for random weights "
+                            "(e.g. debug; plumbing checks only); repeat via --model a --model b in efficiency",
+                       action="append")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: the model's)")
+        p.add_argument("--setting", action="append", default=None,
+                       help="[label=]sampler[:steps[:cfg]], e.g. base=euler:50:6 or turbo=turbo:4; repeatable")
+
+
+def _add_prompts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompts", type=Path, default=None,
+                   help="T2A-bench prompt file (JSON list or JSON lines); default: the synthetic world's set")
+    p.add_argument("--n", type=int, default=None, help="use the first N prompts (balanced over the 4 types)")
+    p.add_argument("--seed", type=int, default=0, help="prompt-set seed (synthetic) and generation seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="audiox-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("judge-validate", help="score the offline judge on ground-truth renderings (needs >= 98%%)")
+    _add_common(p, model=False)
+    _add_prompts(p)
+    for name, helptext in (("t2a", "generate T2A-bench prompts with a model and judge them"),
+                           ("run", "t2a plus efficiency for every setting; quality-vs-NFE plot")):
+        p = sub.add_parser(name, help=helptext)
+        _add_common(p)
+        _add_prompts(p)
+        p.add_argument("--judge", default="offline", choices=["offline", "gemini", "openai"],
+                       help="offline: deterministic synthetic-world judge; gemini/openai: two-step MLLM judge "
+                            "(key from GEMINI_API_KEY / OPENAI_API_KEY)")
+        p.add_argument("--judge-model", default=None)
+        p.add_argument("--judge-url", default=None, help="backend base URL (OpenAI-compatible servers)")
+        p.add_argument("--runs", type=int, default=3, help="(run) timed runs per setting")
+        p.add_argument("--warmup", type=int, default=1, help="(run) warm-up runs per setting")
+    p = sub.add_parser("efficiency", help="NFE / latency / RTF / peak memory of models and settings, with ratios")
+    _add_common(p)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--duration", type=float, default=None)
+    p = sub.add_parser("metrics", help="KL / IS / FD / FAD / CLAP between a reference and a generated folder")
+    _add_common(p, model=False)
+    p.add_argument("--ref", type=Path, required=True, help="reference WAV folder (ids = file stems)")
+    p.add_argument("--gen", type=Path, required=True, help="generated WAV folder (same ids for paired metrics)")
+    p.add_argument("--panns", type=Path, default=None, help="CNN14 weights (.safetensors); random if omitted")
+    p.add_argument("--vggish", type=Path, default=None, help="VGGish weights (.safetensors); random if omitted")
+    p.add_argument("--tiny", action="store_true", help="small random networks (plumbing checks only)")
+    return ap
+
+
+class CLIError(Exception):
+    pass
+
+
+def _records(args) -> list[dict]:
+    from audiox.bench.io import load_prompts
+
+    if args.prompts is not None:
+        if not args.prompts.is_file():
+            raise CLIError(f"no such prompt file: {args.prompts}")
+        recs = load_prompts(args.prompts)
+    else:
+        from audiox.data.synth.prompts import make_t2a_bench
+
+        recs = make_t2a_bench(args.seed, args.n or 2000)
+    if args.n is not None:
+        if args.n < 1:
+            raise CLIError("--n must be >= 1")
+        recs = recs[: args.n]
+    return recs
+
+
+def _pipes(args) -> dict:
+    import torch
+
+    from audiox.core import PRESETS, AudioXModel, get_config
+    from audiox.infer import AudioXPipeline
+
+    out = {}
+    for m in args.model or ["debug"]:
+        if Path(m).is_dir():
+            out[Path(m).name] = AudioXPipeline.from_pretrained(m, device=args.device, dtype=args.dtype)
+        elif m in PRESETS:
+            torch.manual_seed(0)
+            out[m] = AudioXPipeline(AudioXModel(get_config(m)).to(args.device), name=f"{m} (random weights)")
+        else:
+            raise CLIError(f"--model {m!r} is neither a model folder nor a preset ({', '.join(PRESETS)})")
+    return out
+
+
+def _settings(args):
+    from audiox.bench.efficiency import Setting, parse_setting
+
+    try:
+        return [parse_setting(s) for s in args.setting] if args.setting else [Setting("default")]
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
+def _judge(args):
+    if args.judge == "offline":
+        from audiox.bench.judges.offline import OfflineJudge
+
+        return OfflineJudge().judge
+    from audiox.bench.judges.mllm import GeminiBackend, MLLMJudge, OpenAICompatibleBackend
+
+    kw = {k: v for k, v in (("model", args.judge_model), ("base_url", args.judge_url)) if v}
+    backend = GeminiBackend(**kw) if args.judge == "gemini" else OpenAICompatibleBackend(**kw)
+    return MLLMJudge(backend).judge
+
+
+def cmd_judge_validate(args) -> None:
+    from audiox.bench.io import atomic_write_text, write_json
+    from audiox.bench.judges.offline import OfflineJudge
+    from audiox.bench.report import accuracy_table, plot_accuracy_bars
+
+    recs = _records(args)
+    if any("spec" not in r for r in recs):
+        raise CLIError("judge-validate needs records with a ground-truth 'spec' (the synthetic world's prompt files)")
+    from audiox.bench.t2a import judge_validate
+
+    res = judge_validate(OfflineJudge().judge, recs, progress=not args.no_progress)
+    rows = [{"label": f"ground truth ({t})", "accuracy": {"overall": res["accuracy"][t]}}
+            for t in res["accuracy"] if t != "overall"]
+    rows.append({"label": "ground truth (all)", "accuracy": {"overall": res["accuracy"]["overall"]}})
+    table = accuracy_table(rows) + (f"\n\nJudging time: {res['judge_seconds']:.1f} s for {res['clips']} clips "
+                                    f"({res['seconds_per_2000_clips']:.0f} s per 2,000 clips, extrapolated linearly).\n")
+    write_json(args.out / "judgments.json", res.pop("judgments"))
+    write_json(args.out / "results.json", res)
+    atomic_write_text(args.out / "table.md", table)
+    plot_accuracy_bars(rows[-1:], args.out / "accuracy_bars.png")
+    print(table)
+
+
+def cmd_t2a(args, with_efficiency: bool = False) -> None:
+    from audiox.bench.io import atomic_write_text, write_json
+    from audiox.bench.report import accuracy_table, plot_accuracy_bars, plot_quality_vs_nfe
+    from audiox.bench.t2a import run_t2a
+
+    recs, pipes, settings, judge = _records(args), _pipes(args), _settings(args), _judge(args)
+    results = []
+    for name, pipe in pipes.items():
+        for s in settings:
+            label = s.label if len(pipes) == 1 else f"{name}/{s.label}"
+            r = run_t2a(pipe, recs, args.out, judge, label=label.replace("/", "_"), sampler=s.sampler, steps=s.steps,
+                        guidance_scale=s.guidance_scale, seed=args.seed, progress=not args.no_progress)
+            r["label"] = label
+            results.append(r)
+    out = {"prompts": len(recs), "judge": args.judge, "runs": results}
+    table = accuracy_table(results)
+    if with_efficiency:
+        from audiox.bench.efficiency import compare_efficiency, efficiency_table
+
+        rows = compare_efficiency(pipes, settings, runs=args.runs, warmup=args.warmup, progress=not args.no_progress)
+        out["efficiency"] = rows
+        table += "\n\n" + efficiency_table(rows)
+    points = []
+    for r in results:
+        vals = [v for k, v in r["accuracy"]["overall"].items() if k != "n" and v is not None]
+        points.append({"label": r["label"], "nfe": r["nfe"], "quality": sum(vals) / len(vals)})
+    out["quality_vs_nfe"] = points
+    write_json(args.out / "results.json", out)
+    atomic_write_text(args.out / "table.md", table + "\n")
+    plot_accuracy_bars(results, args.out / "accuracy_bars.png")
+    plot_quality_vs_nfe(points, args.out / "quality_vs_nfe.png")
+    print(table)
+
+
+def cmd_efficiency(args) -> None:
+    from audiox.bench.efficiency import compare_efficiency, efficiency_table
+    from audiox.bench.io import atomic_write_text, write_json
+
+    pipes, settings = _pipes(args), _settings(args)
+    rows = compare_efficiency(pipes, settings, runs=args.runs, warmup=args.warmup, duration=args.duration,
+                              progress=not args.no_progress)
+    table = efficiency_table(rows)
+    write_json(args.out / "results.json", {"efficiency": rows})
+    atomic_write_text(args.out / "table.md", table + "\n")
+    print(table)
+
+
+def cmd_metrics(args) -> None:
+    from audiox.bench.evaluate import evaluate_folders
+
+    evaluate_folders(args.ref, args.gen, args.out, panns=args.panns, vggish=args.vggish, tiny=args.tiny,
+                     progress=not args.no_progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        if args.cmd == "judge-validate":
+            cmd_judge_validate(args)
+        elif args.cmd == "t2a":
+            cmd_t2a(args)
+        elif args.cmd == "run":
+            cmd_t2a(args, with_efficiency=True)
+        elif args.cmd == "efficiency":
+            cmd_efficiency(args)
+        elif args.cmd == "metrics":
+            cmd_metrics(args)
+    except (CLIError, ValueError, FileNotFoundError) as e:
+        print(f"audiox-bench: error: {e}", file=sys.stderr)
+        return 2
+    print(f"results in {args.out} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
