@@ -3,8 +3,8 @@
     uv run python scripts/bench_gpu.py --out docs/perf.md                           # a GPU machine, `paper`
     uv run python scripts/bench_gpu.py --preset debug --device cpu --out /tmp/perf.md   # CPU smoke run
 
-Prints one table and writes it (with the card's name, versions and the formulas) to ``--out`` (atomic), plus the
-raw rows as JSON next to it. Random weights: the figures are timings, not quality.
+Prints one table and writes it (with the card's name, versions and the formulas) to ``--out`` (atomic), and the
+raw rows as JSON to ``--json`` if given. Random weights: the figures are timings, not quality.
 
 Sections of the table:
 - ``kernel``: each op at the model's shapes, forward and forward+backward: the PyTorch reference, SDPA, xformers
@@ -442,17 +442,20 @@ def versions() -> str:
 
 def report(args, rows: list[Row], name: str, device: torch.device, dtype: torch.dtype, peak: float | None) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    peak_text = f"{peak:g} TFLOP/s dense bf16" if peak else "unknown (pass --peak-tflops)"
+    command = " ".join(["python scripts/bench_gpu.py", *args.argv])
     gpu_note = ("" if device.type == "cuda" else
                 "\n**No GPU was used for these figures**: this is the CPU smoke run of the script (the Triton "
-                "kernels, xformers and torch.compile rows need CUDA and show as absent). The kernels are tested "
-                "for correctness on CPU under `TRITON_INTERPRET=1` (`packages/audiox-core/tests/test_kernels_triton.py`).\n")
+                "kernels, xformers and torch.compile rows need CUDA and are absent; CPU timings on a shared "
+                "machine are noisy and say nothing about the GPU targets). The kernels are tested for correctness "
+                "on CPU under `TRITON_INTERPRET=1` (`packages/audiox-core/tests/test_kernels_triton.py`).\n")
     return f"""# audiox performance
 
-Written by `scripts/bench_gpu.py` ({when}). Command: `{" ".join(["python", "scripts/bench_gpu.py", *sys.argv[1:]])}`
+Written by `scripts/bench_gpu.py` ({when}). Command: `{command}`
 
 - Device: **{name}**; {versions()}
 - Preset `{args.preset}` (random weights), dtype {str(dtype).replace("torch.", "")}, median of {args.iters} runs
-  after {args.warmup} warm-up runs; peak used for MFU: {f"{peak:g} TFLOP/s dense bf16" if peak else "unknown (pass --peak-tflops)"}
+  after {args.warmup} warm-up runs; peak used for MFU: {peak_text}
 {gpu_note}
 {markdown(rows)}
 
@@ -465,6 +468,23 @@ torch.compile without CUDA graphs, `reduce-overhead` is torch.compile with CUDA 
 MFU = (3 x forward FLOPs of the trained modules + forward FLOPs of the frozen encoders) / step time / peak.
 Forward FLOPs are counted with `torch.utils.flop_counter.FlopCounterMode` on the reference kernels (2 FLOPs per
 multiply-add, attention's two matmuls included); the backward is counted as twice the forward.
+
+## Reproduce
+
+    uv run python scripts/bench_gpu.py --out docs/perf.md                       # GPU machine, `paper` preset
+    uv run python scripts/bench_gpu.py --preset debug --device cpu --out docs/perf.md   # CPU smoke run
+
+Useful switches: `--skip kernels|e2e|train`, `--compile off`, `--train-batch N`, `--zero-stage N`,
+`--peak-tflops X`. The ByT5 tokenizer stands in for T5's (random weights; no vocabulary download).
+
+## Kernels and dispatch
+
+`audiox.core.kernels` (Triton 3.x): flash-attention-style forward/backward with key-padding masks and an
+optional fused RMS QK-norm + RoPE prologue; adaLN modulated LayerNorm/RMSNorm and the gated residual, forward
+and backward. `AUDIOX_KERNELS=reference|triton|auto` forces a backend; `auto` times the candidates once per
+shape on CUDA (Triton vs SDPA vs xformers) and caches the winner (`AUDIOX_KERNELS_CACHE=path.json` persists
+it). On CPU, SDPA and the references run. Correctness: every kernel is checked against its reference under
+`TRITON_INTERPRET=1` (fp32 and bf16, forward and backward, ragged sizes, rows without keys).
 
 Targets (issue 9, one H100): student 4-step 10 s latency <= 60 ms end to end; each fused kernel faster than its
 reference; attention within 10% of the fastest of SDPA/xformers (`x best` >= 0.9); training MFU >= 40%.
@@ -480,7 +500,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cuda, cuda:N or cpu")
     p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
                    help="auto: bf16 on CUDA, fp32 on CPU")
-    p.add_argument("--out", type=Path, default=Path("docs/perf.md"), help="markdown report (JSON written beside)")
+    p.add_argument("--out", type=Path, default=Path("docs/perf.md"), help="markdown report (written atomically)")
+    p.add_argument("--json", type=Path, default=None, help="also write the raw rows as JSON here")
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--student-steps", type=int, default=4)
@@ -496,6 +517,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--offline-tokenizer", action=argparse.BooleanOptionalAction, default=True,
                    help="use the file-free ByT5 tokenizer (random weights need no T5 vocabulary; default on)")
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     for name in ("iters", "student_steps", "teacher_steps", "long_len", "train_batch"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -555,8 +577,9 @@ def main(argv=None) -> int:
     write_atomic(args.out, text)
     raw = {"device": name, "preset": cfg.name, "dtype": str(dtype), "versions": versions(),
            "rows": [r.__dict__ for r in rows]}
-    write_atomic(args.out.with_suffix(".json"), json.dumps(raw, indent=1))
-    print(f"bench_gpu: wrote {args.out} and {args.out.with_suffix('.json')}", file=sys.stderr)
+    if args.json:
+        write_atomic(args.json, json.dumps(raw, indent=1))
+    print(f"bench_gpu: wrote {args.out}" + (f" and {args.json}" if args.json else ""), file=sys.stderr)
     return 0
 
 

@@ -25,11 +25,12 @@ def bench():
 def test_cpu_debug_run_writes_the_table(bench, tmp_path):
     out = tmp_path / "perf.md"
     rc = bench.main(["--preset", "debug", "--device", "cpu", "--out", str(out), "--iters", "1", "--warmup", "0",
-                     "--student-steps", "2", "--teacher-steps", "2", "--long-len", "24", "--train-batch", "1"])
+                     "--student-steps", "2", "--teacher-steps", "2", "--long-len", "24", "--train-batch", "1",
+                     "--json", str(tmp_path / "perf.json")])
     assert rc == 0
     text = out.read_text()
     assert "| area | what | variant | ms |" in text and "No GPU was used" in text and "CPU" in text
-    raw = json.loads(out.with_suffix(".json").read_text())
+    raw = json.loads((tmp_path / "perf.json").read_text())
     rows = raw["rows"]
     kernels = [r for r in rows if r["area"] == "kernel"]
     assert {r["variant"] for r in kernels} >= {"torch", "sdpa", "unfused"}
