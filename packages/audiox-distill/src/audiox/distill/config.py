@@ -1,0 +1,176 @@
+"""``DistillConfig``: AudioX-Turbo distillation (paper Sec. V, VI-A) as a preset plus ``key=value`` overrides.
+
+The optimiser / schedule / EMA / data / checkpoint / log / DeepSpeed sections are audiox-train's own dataclasses,
+so the distiller runs on the same engine with the same meaning of every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from audiox.core.config import apply_overrides
+from audiox.train.config import (
+    CheckpointConfig,
+    DataConfig,
+    DeepSpeedConfig,
+    EMAConfig,
+    LogConfig,
+    OptimConfig,
+    ScheduleConfig,
+)
+
+__all__ = ["DMDConfig", "GANConfig", "DistillConfig", "DISTILL_PRESETS", "get_distill_config"]
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass
+class DMDConfig:
+    """Few-step student and distribution matching (Eq. 5-12)."""
+
+    steps: int = 4  # N: intervals of the student's timestep set T_N
+    times: tuple[float, ...] | None = None  # T_N (interior points or full set); None = uniform grid
+    step_probs: tuple[float, ...] | None = None  # P(k) over the N steps in sampling order; None = uniform
+    guidance_scale: float = 6.0  # teacher CFG inside the DM loss (baked into the student)
+    tau_min: float = 0.02  # tau ~ U(tau_min, tau_max) for Eq. 6 / Eq. 11
+    tau_max: float = 0.98
+    student_updates: int = 5  # update ratio: student_updates student steps per fake_updates fake steps
+    fake_updates: int = 1  # paper: 5:1; DMD2: 1:5
+    norm_eps: float = 1e-6  # floor of DMD2's per-sample normaliser mean|z0_hat - x0_real|
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, f"dmd.steps must be >= 1, got {self.steps}")
+        if self.times is not None:
+            self.times = tuple(float(x) for x in self.times)
+            pts = sorted({*self.times, 0.0, 1.0})
+            _check(len(pts) - 1 == self.steps, f"dmd.times {self.times} give {len(pts) - 1} steps, dmd.steps={self.steps}")
+        if self.step_probs is not None:
+            self.step_probs = tuple(float(x) for x in self.step_probs)
+            _check(len(self.step_probs) == self.steps, f"dmd.step_probs needs {self.steps} entries, got {len(self.step_probs)}")
+            _check(all(p >= 0 for p in self.step_probs) and sum(self.step_probs) > 0, "dmd.step_probs must be >= 0, not all 0")
+        _check(0.0 <= self.tau_min < self.tau_max <= 1.0, f"need 0 <= dmd.tau_min < dmd.tau_max <= 1")
+        _check(self.student_updates >= 1 and self.fake_updates >= 1, "dmd.student_updates and dmd.fake_updates must be >= 1")
+
+
+@dataclass
+class GANConfig:
+    """Diffusion discriminator (Sec. V-B, Eq. 13-15)."""
+
+    enabled: bool = True  # False = DM loss only (Table VI)
+    num_blocks: int = 6  # L: frozen teacher blocks used as the backbone
+    head_hidden: int = 256
+    t_max: float = 0.2  # t_d ~ U(0, t_max)
+    weight: float = 1.0  # lambda_adv (Eq. 15)
+
+    def __post_init__(self) -> None:
+        _check(self.num_blocks >= 1, f"gan.num_blocks must be >= 1, got {self.num_blocks}")
+        _check(0.0 < self.t_max <= 1.0, f"gan.t_max must be in (0, 1], got {self.t_max}")
+
+
+@dataclass
+class DistillConfig:
+    name: str = "custom"
+    dmd: DMDConfig = field(default_factory=DMDConfig)
+    gan: GANConfig = field(default_factory=GANConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)  # paper VI-A: AdamW 1e-5, (0.9, 0.999), wd 1e-3
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(kind="inverse", warmup=0.99, inv_gamma=1e6, power=0.5))
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    checkpoint: CheckpointConfig = field(default_factory=lambda: CheckpointConfig(dir="runs/distill"))
+    log: LogConfig = field(default_factory=LogConfig)
+    deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
+    max_steps: int = 1000  # student updates
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
+        _check(self.optim.grad_accum == 1, "distillation does one backward per update: optim.grad_accum must be 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DistillConfig:
+        return _build(cls, d, "distill")
+
+
+def _build(kind: Any, d: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    bad = set(d) - set(fields)
+    if bad:
+        raise ValueError(f"unknown {where} config keys: {sorted(bad)}")
+    default = kind()
+    kw: dict[str, Any] = {}
+    for key, value in d.items():
+        sub = getattr(default, key)
+        kw[key] = _build(type(sub), value, f"{where}.{key}") if dataclasses.is_dataclass(sub) and isinstance(value, dict) else value
+    return kind(**kw)
+
+
+DISTILL_PRESETS: dict[str, Callable[[], DistillConfig]] = {}
+
+
+def _preset(fn: Callable[[], DistillConfig]) -> Callable[[], DistillConfig]:
+    DISTILL_PRESETS[fn.__name__] = fn
+    return fn
+
+
+@_preset
+def debug() -> DistillConfig:
+    """Tests and the CPU demo: the debug AudioXModel has 2 blocks, so the discriminator uses 1."""
+    return DistillConfig(
+        name="debug",
+        dmd=DMDConfig(student_updates=1, fake_updates=1),
+        gan=GANConfig(num_blocks=1, head_hidden=32),
+        optim=OptimConfig(lr=1e-4, weight_decay=1e-3),
+        schedule=ScheduleConfig(kind="inverse", warmup=0.0, inv_gamma=1e6, power=0.5),
+        ema=EMAConfig(decay=0.9),
+        data=DataConfig(batch_size=2),
+        checkpoint=CheckpointConfig(dir="runs/distill-debug", every=5, keep_last=2),
+        log=LogConfig(every=1, tensorboard=False, progress=False),
+        max_steps=10,
+    )
+
+
+@_preset
+def paper() -> DistillConfig:
+    """Sec. V / VI-A: N=4 uniform, CFG 6, L=6, lambda_adv 1, 5 student : 1 fake, AdamW 1e-5, InverseLR."""
+    return DistillConfig(
+        name="paper",
+        dmd=DMDConfig(),
+        gan=GANConfig(),
+        optim=OptimConfig(lr=1e-5, betas=(0.9, 0.999), weight_decay=1e-3),
+        schedule=ScheduleConfig(kind="inverse", warmup=0.99, inv_gamma=1e6, power=0.5),
+        ema=EMAConfig(decay=0.999),
+        data=DataConfig(batch_size=10),
+        checkpoint=CheckpointConfig(dir="runs/distill", every=1000, keep_last=3),
+        log=LogConfig(every=50),
+        deepspeed=DeepSpeedConfig(enabled=True, zero_stage=2, bf16=True),
+        max_steps=20_000,
+    )
+
+
+def get_distill_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DistillConfig:
+    key = str(name_or_path)
+    if key in DISTILL_PRESETS:
+        cfg = DISTILL_PRESETS[key]()
+    else:
+        path = Path(key)
+        if not path.is_file():
+            raise ValueError(f"unknown distill preset or config file {key!r}; presets: {', '.join(sorted(DISTILL_PRESETS))}")
+        try:
+            cfg = DistillConfig.from_dict(json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    return apply_overrides(cfg, list(overrides))

@@ -1,0 +1,322 @@
+"""AudioX-Turbo distillation loop (paper Sec. V, VI-A) on audiox-train's engine, EMA and checkpoints.
+
+Per student update ``s`` (``max_steps`` of them):
+
+1. A batch gives the condition features and real latents ``z0`` (``prepare``: for AudioXModel the frozen
+   encoders and ``autoencoder.encode``).
+2. ``floor((s+1) F / S) - floor(s F / S)`` fake-model updates (``F = dmd.fake_updates``, ``S = dmd.student_updates``;
+   paper 1:5, DMD2 5:1): a fresh student sample without gradients, Eq. 11-12 on ``sg(z0_hat)``; with the GAN
+   term the discriminator head takes a hinge step (Eq. 13) on real vs student latents re-noised at
+   ``t_d ~ U(0, t_max)``.
+3. One student update: draw ``k ~ P(k)``, roll out steps ``< k`` without gradients (denoise-renoise), take step
+   ``k`` with gradients (Eq. 5), DM loss against the CFG teacher and the fake model (Eq. 6-10, DMD2 weighting),
+   plus ``lambda_adv`` times the generator hinge loss (Eq. 14) -> Eq. 15. EMA of the student.
+
+The teacher (and hence the discriminator backbone) is frozen. All randomness comes from one generator saved in
+the checkpoint with every model, optimiser, scheduler, the EMA and the data position: resume is exact on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from audiox.core import flow
+from audiox.train import CheckpointManager, EMA, Engine, RunLogger, barrier, export_pretrained, resolve_device
+from audiox.train.checkpoint import capture_rng, flatten_optimizer_state, restore_rng, unflatten_optimizer_state
+
+from audiox.distill.config import DistillConfig
+from audiox.distill.dmd import (
+    DiffusionDiscriminator,
+    cfg_velocity,
+    d_hinge_loss,
+    dmd_loss,
+    fake_flow_loss,
+    g_hinge_loss,
+    null_drop,
+    sample_step_index,
+    student_sample,
+)
+
+__all__ = ["DistillTrainer", "audiox_prepare", "trainable_named_parameters", "hidden_width"]
+
+log = logging.getLogger("audiox.distill")
+
+
+def trainable_named_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """What trains in a copy of the teacher: ``denoiser_parameters()`` (AudioXModel: MAF + MMDiT) or everything."""
+    if hasattr(model, "denoiser_parameters"):
+        ids = {id(p) for p in model.denoiser_parameters()}
+        return [(n, p) for n, p in model.named_parameters() if id(p) in ids]
+    return list(model.named_parameters())
+
+
+def hidden_width(model: nn.Module) -> int:
+    """Width D of the hidden states returned by ``forward_features``."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "dit"):
+        return int(config.dit.hidden_size)
+    return int(model.width)
+
+
+def _depth(model: nn.Module) -> int | None:
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "dit"):
+        return int(config.dit.depth)
+    blocks = getattr(model, "blocks", None)
+    return len(blocks) if blocks is not None else None
+
+
+def audiox_prepare(teacher: nn.Module, device: torch.device) -> Callable[[Any], tuple[Any, Tensor]]:
+    """TrainBatch -> (ModalityFeatures from the frozen encoders, real latents z0 = E(A)) without gradients."""
+
+    @torch.no_grad()
+    def prepare(batch: Any) -> tuple[Any, Tensor]:
+        batch = batch.to(device)
+        z0 = teacher.autoencoder.encode(teacher.autoencoder.pad_to_hop(batch.audio))  # (B, C, T)
+        return teacher.encode_modalities(batch.inputs), z0
+
+    return prepare
+
+
+def _rand(shape: tuple[int, ...], g: torch.Generator, like: Tensor) -> Tensor:
+    return torch.randn(shape, generator=g).to(like.device, like.dtype)
+
+
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> Tensor:
+    return (lo + (hi - lo) * torch.rand(n, generator=g)).to(device)
+
+
+class DistillTrainer:
+    def __init__(self, cfg: DistillConfig, teacher: nn.Module, source: Any, *,
+                 prepare: Callable[[Any], tuple[Any, Tensor]] | None = None, run_dir: str | Path | None = None) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.teacher = teacher.to(self.device).eval().requires_grad_(False)
+        depth = _depth(teacher)
+        if cfg.gan.enabled and depth is not None and cfg.gan.num_blocks > depth:
+            raise ValueError(f"gan.num_blocks={cfg.gan.num_blocks} exceeds the teacher's {depth} blocks")
+        # Student v_phi and fake model v_psi both start from the teacher v_theta.
+        self.student = copy.deepcopy(self.teacher)
+        self.fake = copy.deepcopy(self.teacher)
+        engines = {}
+        for name, model in (("student", self.student), ("fake", self.fake)):
+            named = trainable_named_parameters(model)
+            for _, p in named:
+                p.requires_grad_(True)
+            model.train()
+            engines[name] = Engine(model, named, cfg.optim, cfg.schedule, cfg.deepspeed,
+                                   micro_batch_size=cfg.data.batch_size, device=self.device)
+        self.student_engine, self.fake_engine = engines["student"], engines["fake"]
+        self.disc: DiffusionDiscriminator | None = None
+        self.disc_engine: Engine | None = None
+        if cfg.gan.enabled:
+            self.disc = DiffusionDiscriminator(self.teacher, cfg.gan.num_blocks, hidden_width(teacher), cfg.gan.head_hidden)
+            self.disc.to(self.device)
+            self.disc_engine = Engine(self.disc, list(self.disc.named_parameters()), cfg.optim, cfg.schedule, cfg.deepspeed,
+                                      micro_batch_size=cfg.data.batch_size, device=self.device)
+        self.ema = EMA(self.student_engine.named_params, cfg.ema.decay, cfg.ema.start_step)
+        self.source = source
+        self.prepare = prepare if prepare is not None else audiox_prepare(self.teacher, self.device)
+        self.grid = flow.few_step_grid(cfg.dmd.times, cfg.dmd.steps, device=self.device)  # (N+1,) decreasing
+        probs = cfg.dmd.step_probs or (1.0,) * cfg.dmd.steps
+        self.step_probs = torch.tensor(probs, dtype=torch.float64)
+        self.run_dir = Path(run_dir or cfg.checkpoint.dir)
+        self.ckpt = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last)
+        self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.student_engine.rank)
+        self.step = 0  # student updates
+        self.fake_steps = 0
+        self.history: list[dict[str, float]] = []
+        self.logger = RunLogger(self.run_dir, cfg, enabled=self.student_engine.is_main)
+
+    # Pieces -----------------------------------------------------------------------------------------
+    @property
+    def engines(self) -> dict[str, Engine]:
+        out = {"student": self.student_engine, "fake": self.fake_engine}
+        if self.disc_engine is not None:
+            out["disc"] = self.disc_engine
+        return out
+
+    def draw_k(self) -> int:
+        return sample_step_index(self.step_probs, self.gen)
+
+    def _noise(self, like: Tensor) -> Tensor:
+        return _rand(tuple(like.shape), self.gen, like)
+
+    def fake_update(self, feats: Any, z0_real: Tensor) -> dict[str, float]:
+        """Eq. 11-12 for the fake model, and Eq. 13 for the discriminator head, on a fresh ``sg(z0_hat)``."""
+        b = z0_real.shape[0]
+        k = self.draw_k()
+        with torch.no_grad():
+            sample = student_sample(self.student, self.student.fuse(feats), self._noise(z0_real), self.grid, k,
+                                    self.gen, grad=False)
+        x = sample.z0_hat.detach()
+        tau = _uniform(b, self.cfg.dmd.tau_min, self.cfg.dmd.tau_max, self.gen, self.device)
+        loss_fake = fake_flow_loss(self.fake, x, self.fake.fuse(feats), tau, self._noise(x))
+        self.fake_engine.backward(loss_fake)
+        self.fake_engine.step()
+        logs = {"fake/loss": float(loss_fake.detach())}
+        if self.disc is not None:
+            t_d = _uniform(b, 0.0, self.cfg.gan.t_max, self.gen, self.device)
+            z_td = flow.interpolate(z0_real, self._noise(z0_real), t_d)
+            zhat_td = flow.interpolate(x, self._noise(x), t_d)
+            with torch.no_grad():
+                tcond = self.teacher.fuse(feats)
+            _zero_grads(self.disc_engine)  # drop what the student's generator loss left on the head
+            loss_d = d_hinge_loss(self.disc(z_td, t_d, tcond), self.disc(zhat_td, t_d, tcond))
+            self.disc_engine.backward(loss_d)
+            self.disc_engine.step()
+            logs["disc/loss"] = float(loss_d.detach())
+        self.fake_steps += 1
+        return logs
+
+    def student_loss(self, feats: Any, z0_real: Tensor, k: int) -> tuple[Tensor, dict[str, float]]:
+        """Eq. 15 for one batch at step ``k``: DM loss (Eq. 6-10) + lambda_adv * generator hinge (Eq. 14)."""
+        cfg = self.cfg
+        b = z0_real.shape[0]
+        sample = student_sample(self.student, self.student.fuse(feats), self._noise(z0_real), self.grid, k, self.gen)
+        z0_hat = sample.z0_hat
+        tau = _uniform(b, cfg.dmd.tau_min, cfg.dmd.tau_max, self.gen, self.device)
+        z_tau = flow.interpolate(z0_hat.detach(), self._noise(z0_hat), tau)  # Eq. 6
+        with torch.no_grad():
+            tcond, tucond = self.teacher.fuse(feats), self.teacher.fuse(feats, null_drop(b, self.device))
+            v_real = cfg_velocity(self.teacher, z_tau, tau, tcond, tucond, cfg.dmd.guidance_scale)
+            v_fake = self.fake(z_tau, tau, self.fake.fuse(feats))
+        loss_dm, _ = dmd_loss(z0_hat, z_tau, tau, v_real, v_fake, cfg.dmd.norm_eps)
+        loss = loss_dm
+        logs = {"student/dm": float(loss_dm.detach()), "student/k": float(k)}
+        if self.disc is not None and cfg.gan.weight > 0:
+            t_d = _uniform(b, 0.0, cfg.gan.t_max, self.gen, self.device)
+            zhat_td = flow.interpolate(z0_hat, self._noise(z0_hat), t_d)
+            loss_adv = g_hinge_loss(self.disc(zhat_td, t_d, tcond))
+            loss = loss + cfg.gan.weight * loss_adv
+            logs["student/adv"] = float(loss_adv.detach())
+        logs["student/loss"] = float(loss.detach())
+        return loss, logs
+
+    def train_step(self) -> dict[str, float]:
+        """Fake/discriminator updates due before student update ``step``, then that student update."""
+        d = self.cfg.dmd
+        feats, z0_real = self.prepare(self.source.next_batch())
+        n_fake = (self.step + 1) * d.fake_updates // d.student_updates - self.step * d.fake_updates // d.student_updates
+        logs: dict[str, float] = {}
+        for _ in range(n_fake):
+            logs.update(self.fake_update(feats, z0_real))
+        loss, slogs = self.student_loss(feats, z0_real, self.draw_k())
+        logs.update(slogs)
+        self.student_engine.backward(loss)
+        self.student_engine.step()
+        self.step += 1
+        if self.step % self.cfg.ema.every == 0:
+            self.ema.update(self.step)
+        self.history.append(logs)
+        return logs
+
+    # Checkpoints (the train package's manager and formats) ---------------------------------------------
+    def save_checkpoint(self) -> Path | None:
+        tensors: dict[str, Tensor] = {}
+        state: dict[str, Any] = {"schedulers": {}, "optimizers": {}, "micro": {}}
+        for name, eng in self.engines.items():
+            tensors.update({f"{name}.{n}": p.detach() for n, p in eng.named_params})
+            state["schedulers"][name] = eng.scheduler.state_dict()
+            state["micro"][name] = eng.micro
+            if eng.ds_engine is None:
+                opt_t, skel = flatten_optimizer_state(eng.optimizer_state(), prefix=f"optim_{name}")
+                tensors.update(opt_t)
+                state["optimizers"][name] = skel
+        tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+        rng_t, rng_meta = capture_rng({"step": self.gen})
+        tensors.update(rng_t)
+        state.update(rng=rng_meta, data=self.source.state_dict(), history=self.history, fake_steps=self.fake_steps,
+                     config=json.loads(self.cfg.to_json()))
+        staging = None
+        if self.student_engine.ds_engine is not None:
+            staging = self.ckpt.staging_dir(self.step) if self.student_engine.is_main else self.ckpt.dir / f".step-{self.step:08d}.tmp-shared"
+            barrier()
+            for name, eng in self.engines.items():
+                eng.save_extra(staging / name)
+            barrier()
+        path = self.ckpt.save(self.step, tensors, state, tmp=staging) if self.student_engine.is_main else None
+        barrier()
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        tensors, state = CheckpointManager.load(path)
+        with torch.no_grad():
+            for name, eng in self.engines.items():
+                for n, p in eng.named_params:
+                    p.copy_(tensors[f"{name}.{n}"])
+                if eng.ds_engine is None:
+                    eng.load_optimizer_state(unflatten_optimizer_state(tensors, state["optimizers"][name]))
+                else:
+                    eng.load_extra(Path(path) / name)
+                eng.scheduler.load_state_dict(state["schedulers"][name])
+                eng.micro = int(state["micro"][name])
+        self.ema.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+        self.source.load_state_dict(state["data"])
+        restore_rng(tensors, state["rng"], {"step": self.gen})
+        self.history = list(state["history"])
+        self.fake_steps = int(state["fake_steps"])
+        self.step = int(state["step"])
+        log.info("resumed from %s at step %d", path, self.step)
+
+    def maybe_resume(self) -> bool:
+        if not self.cfg.checkpoint.resume:
+            return False
+        latest = self.ckpt.latest()
+        if latest is None:
+            return False
+        self.load_checkpoint(latest)
+        return True
+
+    # The loop ----------------------------------------------------------------------------------------
+    def fit(self, max_steps: int | None = None) -> list[dict[str, float]]:
+        cfg = self.cfg
+        target = max_steps if max_steps is not None else cfg.max_steps
+        self.maybe_resume()
+        bar = self.logger.progress(total=target, initial=self.step)
+        t0, done = time.perf_counter(), 0
+        while self.step < target:
+            logs = self.train_step()
+            done += 1
+            if not math.isfinite(logs["student/loss"]):
+                raise FloatingPointError(f"student loss is {logs['student/loss']} at step {self.step}")
+            if self.step % cfg.log.every == 0 or self.step == target:
+                rate = done / max(time.perf_counter() - t0, 1e-9)
+                self.logger.scalars(self.step, {**logs, "train/lr": self.student_engine.lr, "train/iters_per_s": rate})
+                bar.set_postfix(loss=f"{logs['student/loss']:.4f}", it_s=f"{rate:.2f}")
+            bar.update(1)
+            if self.step % cfg.checkpoint.every == 0 or self.step == target:
+                self.save_checkpoint()
+        bar.close()
+        self.logger.close()
+        return self.history
+
+    def export(self, path: str | Path) -> Path | None:
+        """The EMA student as an AudioXModel folder marked few-step: turbo sampler, N steps, T_N, no CFG."""
+        if not hasattr(self.student, "config") or not hasattr(self.student.config, "inference"):
+            raise TypeError("export needs an AudioXModel student")
+        if not self.student_engine.is_main:
+            return None
+        from audiox.core.config import InferenceConfig
+
+        self.student.config.inference = InferenceConfig(
+            sampler="turbo", steps=self.cfg.dmd.steps, guidance_scale=1.0, time_shift=1.0,
+            few_step_times=tuple(float(x) for x in self.grid.tolist()),
+        )
+        return export_pretrained(self.student, self.ema, path)
+
+
+def _zero_grads(engine: Engine | None) -> None:
+    if engine is not None:
+        for _, p in engine.named_params:
+            p.grad = None
