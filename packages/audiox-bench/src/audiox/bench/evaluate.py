@@ -1,0 +1,100 @@
+"""Reference vs generated folders -> KL (softmax, sigmoid), IS, FD (PANNs), FAD (VGGish): docs/metrics.md.
+
+Ids are file stems. Paired metrics (KL) need the same ids on both sides (else reported as null, with the
+reason, like audioldm_eval's unpaired mode); IS uses the generated side only; FD / FAD are distribution-level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from audiox.bench.embeddings import Cnn14, Cnn14Config, VGGish, VGGishConfig
+from audiox.bench.io import atomic_write_text, read_wav, write_json
+from audiox.bench.metrics import frechet_distance_from_embeddings, inception_score, kl_sigmoid, kl_softmax
+
+__all__ = ["EmbeddingSet", "embed_folder", "compute_metrics", "evaluate_folders", "tiny_cnn14", "tiny_vggish"]
+
+AUDIO_EXT = (".wav", ".flac", ".ogg")
+
+
+def tiny_cnn14() -> Cnn14:
+    """A small random CNN14 (same front end and topology, narrow channels): plumbing checks only."""
+    torch.manual_seed(0)
+    return Cnn14(Cnn14Config(channels=(8, 8, 16, 16, 32, 32)))
+
+
+def tiny_vggish() -> VGGish:
+    torch.manual_seed(0)
+    return VGGish(VGGishConfig(widths=(4, 8, 8, 16), hidden=64))
+
+
+class EmbeddingSet(dict):
+    """id -> {"logits": (527,), "panns": (2048,), "vggish": (N, 128)}"""
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in AUDIO_EXT}
+    if not files:
+        raise ValueError(f"{folder}: no audio files ({', '.join(AUDIO_EXT)})")
+    return files
+
+
+def embed_folder(folder: str | Path, panns: Cnn14, vggish: VGGish, progress: bool = True) -> EmbeddingSet:
+    out = EmbeddingSet()
+    for key, path in tqdm(_files(Path(folder)).items(), desc=f"embed {Path(folder).name}", disable=not progress):
+        wav, sr = read_wav(path)
+        p = panns.embed(wav, sr)
+        out[key] = {"logits": p.logits[0].double().cpu().numpy(), "panns": p.embedding[0].double().cpu().numpy(),
+                    "vggish": vggish.embed(wav, sr).double().cpu().numpy()}
+    return out
+
+
+def compute_metrics(ref: EmbeddingSet, gen: EmbeddingSet, is_splits: int = 10) -> dict:
+    res: dict = {"n_ref": len(ref), "n_gen": len(gen)}
+    if set(ref) == set(gen):
+        res["kl_softmax"] = kl_softmax({k: v["logits"] for k, v in ref.items()}, {k: v["logits"] for k, v in gen.items()})
+        res["kl_sigmoid"] = kl_sigmoid({k: v["logits"] for k, v in ref.items()}, {k: v["logits"] for k, v in gen.items()})
+    else:
+        res["kl_softmax"] = res["kl_sigmoid"] = None
+        res["kl_note"] = "unpaired: reference and generated ids differ"
+    logits = np.stack([v["logits"] for v in gen.values()])
+    splits = min(is_splits, len(logits))
+    res["is_mean"], res["is_std"] = inception_score(logits, splits=splits)
+    res["is_splits"] = splits
+    res["fd_panns"] = frechet_distance_from_embeddings(np.stack([v["panns"] for v in ref.values()]),
+                                                       np.stack([v["panns"] for v in gen.values()]))
+    res["fad_vggish"] = frechet_distance_from_embeddings(np.concatenate([v["vggish"] for v in ref.values()]),
+                                                         np.concatenate([v["vggish"] for v in gen.values()]))
+    return res
+
+
+def metrics_table(res: dict, label: str = "generated") -> str:
+    f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    return ("| Method | KL ↓ | KL-sig ↓ | IS ↑ | FD ↓ | FAD ↓ |\n|---|---|---|---|---|---|\n"
+            f"| {label} | {f(res['kl_softmax'])} | {f(res['kl_sigmoid'])} | {f(res['is_mean'])} | "
+            f"{f(res['fd_panns'])} | {f(res['fad_vggish'])} |")
+
+
+def evaluate_folders(ref: Path, gen: Path, out: Path, *, panns: Path | None = None, vggish: Path | None = None,
+                     tiny: bool = False, progress: bool = True) -> dict:
+    p_net = tiny_cnn14() if tiny else Cnn14()
+    v_net = tiny_vggish() if tiny else VGGish()
+    if panns is not None:
+        p_net.load_weights(panns)
+    if vggish is not None:
+        v_net.load_weights(vggish)
+    res = compute_metrics(embed_folder(ref, p_net, v_net, progress), embed_folder(gen, p_net, v_net, progress))
+    res["weights"] = {"panns": str(panns) if panns else "random", "vggish": str(vggish) if vggish else "random"}
+    table = metrics_table(res, Path(gen).name)
+    if panns is None or vggish is None:
+        table += "\n\nWARNING: random embedding weights (plumbing only; numbers are not comparable to the literature).\n"
+    write_json(Path(out) / "results.json", res)
+    atomic_write_text(Path(out) / "table.md", table + "\n")
+    print(table)
+    return res
