@@ -21,7 +21,7 @@ from audiox.infer import AudioXPipeline
 torch.set_num_threads(1)
 
 
-def write_video(path: Path, *, fps: int = 12, frames: int = 24, size: tuple[int, int] = (48, 40),
+def _write_video(path: Path, *, fps: int = 12, frames: int = 24, size: tuple[int, int] = (48, 40),
                 codec: str = "libx264", audio_sr: int | None = None) -> Path:
     """Frame i is a flat grey of level 10*i (so the decoded frame index can be read back)."""
     w, h = size
@@ -49,10 +49,20 @@ def write_video(path: Path, *, fps: int = 12, frames: int = 24, size: tuple[int,
     return path
 
 
-def sine(freq: float, sr: int, seconds: float, channels: int = 1) -> np.ndarray:
+def _sine(freq: float, sr: int, seconds: float, channels: int = 1) -> np.ndarray:
     t = np.arange(int(sr * seconds)) / sr
     x = 0.5 * np.sin(2 * np.pi * freq * t)
     return np.stack([x * (1.0 - 0.3 * c) for c in range(channels)], axis=1)  # (S, C)
+
+
+@pytest.fixture(scope="session")
+def write_video():
+    return _write_video
+
+
+@pytest.fixture(scope="session")
+def sine():
+    return _sine
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +86,10 @@ def model_dir(model: AudioXModel, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture(scope="session")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("media")
-    out = {"video": write_video(d / "clip.mp4"), "video_av": write_video(d / "clip_av.mp4", audio_sr=16000)}
-    sf.write(d / "tone.wav", sine(440, 22050, 1.5, channels=2), 22050)
+    out = {"video": _write_video(d / "clip.mp4"), "video_av": _write_video(d / "clip_av.mp4", audio_sr=16000)}
+    sf.write(d / "tone.wav", _sine(440, 22050, 1.5, channels=2), 22050)
     out["audio"] = d / "tone.wav"
-    sf.write(d / "tone.flac", sine(440, 16000, 0.7), 16000)
+    sf.write(d / "tone.flac", _sine(440, 16000, 0.7), 16000)
     out["flac"] = d / "tone.flac"
     img = np.zeros((48, 64, 3), np.uint8)
     img[:, :32] = (255, 0, 0)

@@ -254,7 +254,7 @@ def load_image(path: str | Path, specs: list[FrameSpec], duration: float) -> lis
     p = _check_file(path, "image")
     try:
         with Image.open(p) as im:
-            rgb = np.asarray(im.convert("RGB"))
+            rgb = np.array(im.convert("RGB"))  # a writable copy
     except (UnidentifiedImageError, OSError) as exc:
         raise MediaError(f"cannot read image {p}: {exc}") from None
     frame = _to_tensor(rgb)
