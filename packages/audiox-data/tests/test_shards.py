@@ -61,3 +61,16 @@ def test_cli_bad_input_is_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("audiox-data synth: error:") and err.count("\n") == 1
     assert not (tmp_path / "x" / "synth.json").exists()
+
+
+def test_stats_counts_and_plots(tmp_path, capsys):
+    cfg = SynthConfig(duration=2.0, image_size=16, music_fraction=0.5, video=False)
+    synth_shards(tmp_path / "s", 10, 4, shard_size=5, cfg=cfg, prompts={"t2a_bench": 4, "v2a": 1, "t2m": 1},
+                 progress=False)
+    assert main(["stats", str(tmp_path / "s"), "--plots", str(tmp_path / "plots")]) == 0
+    s = __import__("json").loads(capsys.readouterr().out)
+    assert s["clips"] == 10 and sum(s["kinds"].values()) == 10
+    assert sum(s["instrument"].values()) == s["kinds"]["music"]
+    for name in ("genre", "instrument", "category"):
+        assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["stats", str(tmp_path / "missing")]) == 2

@@ -47,7 +47,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_synth]
 
 
-_SUBCOMMAND_MODULES: tuple[str, ...] = ("curate", "annotate")  # modules with an ``add_cli(subparsers)``
+_SUBCOMMAND_MODULES: tuple[str, ...] = ("curate", "annotate", "stats")  # modules with an ``add_cli(subparsers)``
 
 
 def _register_optional() -> None:
