@@ -62,12 +62,31 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--compare-ratios", action="store_true")
     ap.add_argument("--no-gan", action="store_true")
+    ap.add_argument("--teacher-cache", default="", help="reuse/save the toy teacher's weights (safetensors)")
+    ap.add_argument("--steps", type=int, default=0, help="distillation steps (default: 150 quick, 600 full)")
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--ratio", default="", help="student:fake, e.g. 1:5 (default 1:1; --compare-ratios adds 5:1 and 1:5)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     mix = GaussianMixture()
     t_steps, d_steps, width, depth = (1200, 150, 64, 3) if args.quick else (4000, 600, 128, 4)
     t0 = time.perf_counter()
-    teacher = train_toy_teacher(mix, steps=t_steps, batch=256, width=width, depth=depth)
+    if args.steps:
+        d_steps = args.steps
+    import os
+
+    from safetensors.torch import load_file, save_file
+
+    from audiox.distill.toy import ToyVelocity
+
+    if args.teacher_cache and os.path.exists(args.teacher_cache):
+        teacher = ToyVelocity(mix.num_classes, width=width, depth=depth)
+        teacher.load_state_dict(load_file(args.teacher_cache))
+        teacher.eval().requires_grad_(False)
+    else:
+        teacher = train_toy_teacher(mix, steps=t_steps, batch=256, width=width, depth=depth)
+        if args.teacher_cache:
+            save_file(teacher.state_dict(), args.teacher_cache)
     print(f"teacher trained in {time.perf_counter() - t0:.1f}s")
     labels = torch.arange(mix.num_classes).repeat_interleave(600)
     g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
@@ -75,10 +94,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "teacher@4": score(euler_cfg(teacher, labels, 4, args.guidance, g()), labels, mix),
         "teacher@50": score(euler_cfg(teacher, labels, 50, args.guidance, g()), labels, mix),
     }
-    ratios = [(1, 1)] + ([(5, 1), (1, 5)] if args.compare_ratios else [])
+    first = tuple(int(x) for x in args.ratio.split(":")) if args.ratio else (1, 1)
+    ratios = [first] + ([(5, 1), (1, 5)] if args.compare_ratios else [])
     for s_up, f_up in ratios:
         tr, rate = distill(teacher, mix, steps=d_steps, student_updates=s_up, fake_updates=f_up, guidance=args.guidance,
-                           lr=3e-4, batch=128, gan=not args.no_gan)
+                           lr=args.lr, batch=128, gan=not args.no_gan)
         out = score(turbo_sample(tr.student, labels, tr.grid.cpu(), g()), labels, mix)
         out["iters_per_s"] = rate
         res[f"student@4 ({s_up} student : {f_up} fake)"] = out

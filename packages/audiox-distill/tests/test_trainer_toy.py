@@ -1,0 +1,120 @@
+"""The distillation loop on the toy velocity model (same code path as AudioXModel): invariants and resume."""
+
+import pytest
+import torch
+
+from audiox.distill.config import get_distill_config
+from audiox.distill.toy import GaussianMixture, ToySource, ToyVelocity
+from audiox.distill.trainer import DistillTrainer
+
+MIX = GaussianMixture()
+
+
+def _trainer(tmp_path, *overrides, seed=0):
+    torch.manual_seed(seed)
+    teacher = ToyVelocity(MIX.num_classes, width=16, depth=2)
+    cfg = get_distill_config("debug", ["device=cpu", f"checkpoint.dir={tmp_path}", "gan.num_blocks=2",
+                                       "gan.head_hidden=8", "data.batch_size=8", *overrides])
+    return DistillTrainer(cfg, teacher, ToySource(MIX, 8), prepare=lambda b: b)
+
+
+def _snap(params):
+    return [p.detach().clone() for p in params]
+
+
+def test_models_start_from_teacher_and_teacher_backbone_never_change(tmp_path):
+    tr = _trainer(tmp_path)
+    t0 = _snap(tr.teacher.parameters())
+    for a, b, c in zip(tr.teacher.parameters(), tr.student.parameters(), tr.fake.parameters()):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    s0, f0, h0 = _snap(tr.student.parameters()), _snap(tr.fake.parameters()), _snap(tr.disc.parameters())
+    for _ in range(3):
+        tr.train_step()
+    assert all(torch.equal(a, b) for a, b in zip(t0, tr.teacher.parameters()))  # teacher = discriminator backbone
+    assert all(p.grad is None for p in tr.teacher.parameters())
+    assert tr.disc.backbone is tr.teacher and not any(p is q for p in tr.disc.parameters() for q in tr.teacher.parameters())
+    for before, model in ((s0, tr.student), (f0, tr.fake), (h0, tr.disc)):
+        assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_fake_changes_only_through_its_own_loss(tmp_path):
+    tr = _trainer(tmp_path)
+    feats, z0 = tr.prepare(tr.source.next_batch())
+    f0 = _snap(tr.fake.parameters())
+    loss, _ = tr.student_loss(feats, z0, k=2)
+    tr.student_engine.backward(loss)
+    assert all(p.grad is None for p in tr.fake.parameters())  # the student's loss sends nothing to v_psi
+    tr.student_engine.step()
+    assert all(torch.equal(a, b) for a, b in zip(f0, tr.fake.parameters()))
+    s_before = _snap(tr.student.parameters())
+    tr.fake_update(feats, z0)
+    assert any(not torch.equal(a, b) for a, b in zip(f0, tr.fake.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(s_before, tr.student.parameters()))  # fake step leaves student alone
+
+
+def test_student_gradient_only_from_step_k_and_dm_gan_terms(tmp_path):
+    tr = _trainer(tmp_path)
+    feats, z0 = tr.prepare(tr.source.next_batch())
+    calls = []
+    tr.student.register_forward_hook(lambda m, a, o: calls.append((torch.is_grad_enabled(), a[1][0].item())))
+    fake_calls = []
+    tr.fake.register_forward_hook(lambda m, a, o: fake_calls.append(torch.is_grad_enabled()))
+    state = tr.gen.get_state()
+    loss, logs = tr.student_loss(feats, z0, k=3)
+    # rollout steps 0..2 without grad, step k=3 with grad; the fake model is evaluated without graph
+    assert calls == [(False, 1.0), (False, 0.75), (False, 0.5), (True, 0.25)]
+    assert fake_calls == [False]
+    loss.backward()
+    g_total = [p.grad.clone() for p in tr.student.parameters()]
+    # Eq. 15 = DM + lambda_adv * adv: the same draws with lambda_adv = 0 give the DM-only gradient,
+    # and the difference is exactly the GAN term's gradient (linearity), with lambda_adv = 1
+    for p in tr.student.parameters():
+        p.grad = None
+    tr.gen.set_state(state)
+    tr.cfg.gan.weight = 0.0
+    loss_dm, logs_dm = tr.student_loss(feats, z0, k=3)
+    loss_dm.backward()
+    g_dm = [p.grad.clone() for p in tr.student.parameters()]
+    assert logs_dm["student/dm"] == pytest.approx(logs["student/dm"], rel=1e-6)
+    assert loss.item() == pytest.approx(logs["student/dm"] + logs["student/adv"], rel=1e-5)
+    assert any(not torch.allclose(a, b) for a, b in zip(g_total, g_dm))  # the GAN term contributes
+
+
+def test_update_ratios(tmp_path):
+    tr = _trainer(tmp_path / "a", "dmd.student_updates=5", "dmd.fake_updates=1")
+    for _ in range(10):
+        tr.train_step()
+    assert tr.fake_steps == 2  # paper: one fake update per 5 student updates
+    tr = _trainer(tmp_path / "b", "dmd.student_updates=1", "dmd.fake_updates=5")
+    for _ in range(2):
+        tr.train_step()
+    assert tr.fake_steps == 10  # DMD2: 5 fake updates per student update
+
+
+def test_gan_switch_and_depth(tmp_path):
+    tr = _trainer(tmp_path, "gan.enabled=false")
+    assert tr.disc is None and "disc" not in tr.engines
+    logs = tr.train_step()
+    assert "student/adv" not in logs and "disc/loss" not in logs
+    with pytest.raises(ValueError, match="num_blocks"):
+        _trainer(tmp_path / "x", "gan.num_blocks=3")
+
+
+def test_resume_is_exact(tmp_path):
+    full = _trainer(tmp_path / "full", "max_steps=6", "checkpoint.every=3")
+    h_full = full.fit()
+    half = _trainer(tmp_path / "half", "max_steps=6", "checkpoint.every=3")
+    half.fit(max_steps=3)
+    resumed = _trainer(tmp_path / "half", "max_steps=6", "checkpoint.every=3")
+    with torch.no_grad():  # a fresh process's student/fake/head would differ: the checkpoint must overwrite them
+        for p in [*resumed.student.parameters(), *resumed.fake.parameters(), *resumed.disc.parameters()]:
+            p.add_(0.1)
+    h_res = resumed.fit()
+    assert resumed.step == 6 and len(h_res) == 6
+    assert [h["student/loss"] for h in h_res] == [h["student/loss"] for h in h_full]
+    for a, b in zip(full.student.parameters(), resumed.student.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(full.fake.parameters(), resumed.fake.parameters()):
+        assert torch.equal(a, b)
+    for k in full.ema.shadow:
+        assert torch.equal(full.ema.shadow[k], resumed.ema.shadow[k])
