@@ -104,7 +104,7 @@ class AutoencoderTrainer:
         spec = self.stft(x_hat, x)
         kl = self.ae.kl(mean, logvar)
         total = c.l1 * l1 + c.stft * spec + c.kl * kl
-        return total, {"l1": float(l1), "stft": float(spec), "kl": float(kl)}, x_hat
+        return total, {"l1": float(l1.detach()), "stft": float(spec.detach()), "kl": float(kl.detach())}, x_hat
 
     def train_step(self) -> float:
         x = self.crop(self.source.next_batch().audio.to(self.device))
