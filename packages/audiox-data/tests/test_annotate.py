@@ -9,7 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from audiox.data.annotate import (
-    AnnotationFailure, GeminiClient, OpenAICompatClient, cascade, strong_label_annotations, template_augment,
+    AnnotationFailure,
+    GeminiClient,
+    OpenAICompatClient,
+    cascade,
+    strong_label_annotations,
+    template_augment,
 )
 from audiox.data.cli import main
 from audiox.data.schema import validate_annotation
@@ -30,7 +35,7 @@ class Fake:
         fake = self
 
         class H(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 status, text, delay = fake.script.pop(0) if fake.script else (500, "", 0)

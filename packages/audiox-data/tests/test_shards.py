@@ -20,6 +20,7 @@ def _cmd(out):
     return [sys.executable, "-m", "audiox.data.cli", "synth", "--out", str(out), *ARGS]
 
 
+@pytest.mark.slow  # starts a second interpreter (~5 s idle, ~20 s on a loaded 2-core machine)
 def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path):
     out = tmp_path / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -8,8 +8,17 @@ import pytest
 from audiox.data.schema import parse_span, validate_annotation
 from audiox.data.shards import clip_sample
 from audiox.data.synth import (
-    CONTINUOUS, EVENTS, INSTRUMENTS, SynthConfig, clip_events, clip_for_prompt, make_prompt_sets, render_clip,
-    sample_clip_spec, time_relation,
+    CONTINUOUS,
+    EVENTS,
+    INSTRUMENTS,
+    SynthConfig,
+    annotate_spec,
+    clip_events,
+    clip_for_prompt,
+    make_prompt_sets,
+    render_clip,
+    sample_clip_spec,
+    time_relation,
 )
 from audiox.data.synth.captions import EVAL_OPENINGS
 from audiox.data.synth.music import make_midi
@@ -57,7 +66,7 @@ def test_annotations_are_valid_and_exact():
     kinds = set()
     for i in range(60):
         spec = sample_clip_spec(1, i, AUDIO_ONLY)
-        ann = json.loads(json.dumps(render_clip(spec, AUDIO_ONLY).annotation))
+        ann = json.loads(json.dumps(annotate_spec(spec, AUDIO_ONLY)))
         validate_annotation(ann)
         kinds.add(ann["kind"])
         if ann["kind"] == "music":
@@ -73,7 +82,7 @@ def test_annotations_are_valid_and_exact():
 
 
 def test_time_relation_rules():
-    ev = lambda n, a, b: {"name": n, "onset": a, "offset": b}  # noqa: E731
+    ev = lambda n, a, b: {"name": n, "onset": a, "offset": b}
     assert time_relation([ev("beep", 0, 1), ev("beep", 2, 3), ev("bell", 4, 5)]) == "beep, bell"
     assert time_relation([ev("beep", 0, 1), ev("bell", 2, 3), ev("beep", 4, 5)]) == "interleave"
     assert time_relation([ev("rain", 0, 5), ev("bell", 2, 3)]) == "interleave"
@@ -100,7 +109,7 @@ def test_events_are_where_the_annotation_says():
 def test_continuous_event_span_from_waveform():
     rec = next(r for r in make_prompt_sets(3, AUDIO_ONLY, 8, 0, 0)["t2a_bench"] if r["type"] == "category+timestamp")
     clip = clip_for_prompt(rec, AUDIO_ONLY)
-    (name, ts), = rec["timestamp"].items()
+    ((_, ts),) = rec["timestamp"].items()
     segs = sounding_segments(clip.audio, AUDIO_ONLY.sample_rate, min_gap=0.5)
     assert len(segs) == 1
     assert abs(segs[0][0] - ts["start"]) < 0.05 and abs(segs[0][1] - ts["end"]) < 0.05
@@ -136,7 +145,7 @@ def test_prompts_are_never_training_captions_and_are_renderable():
         assert set(r) >= {"id", "type", "prompt", "category", "count", "time_relation", "timestamp"}
     training = set()
     for i in range(300):
-        ann = render_clip(sample_clip_spec(0, i, AUDIO_ONLY), AUDIO_ONLY).annotation
+        ann = annotate_spec(sample_clip_spec(0, i, AUDIO_ONLY), AUDIO_ONLY)
         training.update(c for v in ann["captions"].values() for c in v)
         training.add(ann["caption"])
     assert not any(c.startswith(EVAL_OPENINGS) for c in training)

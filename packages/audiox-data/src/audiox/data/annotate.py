@@ -33,8 +33,17 @@ import httpx
 from audiox.data.schema import SchemaError, format_span, parse_span, validate_annotation
 
 __all__ = [
-    "AnnotationFailure", "LLMClient", "GeminiClient", "OpenAICompatClient", "STEP1_PROMPT", "STEP2_PROMPT",
-    "validate_augmentation", "cascade", "strong_label_annotations", "template_augment", "add_cli",
+    "STEP1_PROMPT",
+    "STEP2_PROMPT",
+    "AnnotationFailure",
+    "GeminiClient",
+    "LLMClient",
+    "OpenAICompatClient",
+    "add_cli",
+    "cascade",
+    "strong_label_annotations",
+    "template_augment",
+    "validate_augmentation",
 ]
 
 log = logging.getLogger(__name__)
@@ -101,7 +110,7 @@ class LLMClient:
     @staticmethod
     def extract_json(text: str) -> Any:
         """The JSON object in a reply (tolerates ```json fences and text around one object)."""
-        m = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+        m = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
         text = m.group(1) if m else text
         start, end = text.find("{"), text.rfind("}")
         if start < 0 or end < start:

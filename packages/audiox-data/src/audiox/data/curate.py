@@ -35,7 +35,7 @@ import numpy as np
 
 from audiox.data.media import encode_flac, encode_mp4
 
-__all__ = ["CurateConfig", "TonalityMusicDetector", "Separator", "get_separator", "curate_item", "curate", "add_cli"]
+__all__ = ["CurateConfig", "Separator", "TonalityMusicDetector", "add_cli", "curate", "curate_item", "get_separator"]
 
 MEDIA_EXT = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".wav", ".flac", ".mp3", ".ogg", ".m4a"}
 

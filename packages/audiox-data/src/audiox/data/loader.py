@@ -33,7 +33,7 @@ from audiox.data.media import decode_audio, decode_video, resample
 from audiox.data.schema import validate_annotation
 from audiox.data.shards import list_shards
 
-__all__ = ["LoaderConfig", "ShardLoader", "DEFAULT_TASK_WEIGHTS", "SFX_TASKS", "MUSIC_TASKS"]
+__all__ = ["DEFAULT_TASK_WEIGHTS", "MUSIC_TASKS", "SFX_TASKS", "LoaderConfig", "ShardLoader"]
 
 log = logging.getLogger(__name__)
 

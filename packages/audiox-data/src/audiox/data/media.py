@@ -10,7 +10,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-__all__ = ["encode_flac", "decode_audio", "encode_mp4", "decode_video", "resample", "probe_duration"]
+__all__ = ["decode_audio", "decode_video", "encode_flac", "encode_mp4", "probe_duration", "resample"]
 
 
 def encode_flac(audio: np.ndarray, sample_rate: int) -> bytes:

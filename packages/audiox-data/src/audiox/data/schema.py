@@ -19,12 +19,12 @@ from typing import Any
 
 __all__ = [
     "SchemaError",
+    "format_span",
+    "format_timestamp",
+    "parse_span",
+    "validate_annotation",
     "validate_audio_annotation",
     "validate_music_annotation",
-    "validate_annotation",
-    "format_timestamp",
-    "format_span",
-    "parse_span",
 ]
 
 _SPAN = re.compile(r"^(\d{2}):(\d{2}(?:\.\d{1,3})?)-(\d{2}):(\d{2}(?:\.\d{1,3})?)$")

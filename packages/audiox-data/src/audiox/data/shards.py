@@ -30,7 +30,7 @@ from audiox.data.media import encode_flac, encode_mp4
 from audiox.data.synth.prompts import make_prompt_sets
 from audiox.data.synth.world import SynthConfig, render_clip, sample_clip_spec, spec_to_dict
 
-__all__ = ["clip_sample", "write_shard", "synth_shards", "atomic_write_text", "list_shards", "shard_keys"]
+__all__ = ["atomic_write_text", "clip_sample", "list_shards", "shard_keys", "synth_shards", "write_shard"]
 
 MANIFEST = "synth.json"
 

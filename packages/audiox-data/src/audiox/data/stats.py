@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["iter_annotations", "dataset_stats", "plot_counts", "add_cli"]
+__all__ = ["add_cli", "dataset_stats", "iter_annotations", "plot_counts"]
 
 
 def iter_annotations(source: str | Path) -> Iterator[dict]:

@@ -15,11 +15,11 @@ import numpy as np
 from audiox.data.synth.events import EVENTS
 
 __all__ = [
+    "EVAL_OPENINGS",
     "NUMBERS",
-    "phrase",
     "audio_captions",
     "music_captions",
-    "EVAL_OPENINGS",
+    "phrase",
 ]
 
 NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}

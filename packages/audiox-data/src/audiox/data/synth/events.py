@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-__all__ = ["EventCategory", "EVENTS", "EVENT_NAMES", "COUNTABLE", "CONTINUOUS"]
+__all__ = ["CONTINUOUS", "COUNTABLE", "EVENTS", "EVENT_NAMES", "EventCategory"]
 
 Renderer = Callable[[np.random.Generator, int, int], np.ndarray]
 

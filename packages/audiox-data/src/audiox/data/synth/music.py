@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pretty_midi
 
-__all__ = ["INSTRUMENTS", "GENRES", "MusicSpec", "sample_music_spec", "make_midi", "render_midi", "music_labels"]
+__all__ = ["GENRES", "INSTRUMENTS", "MusicSpec", "make_midi", "music_labels", "render_midi", "sample_music_spec"]
 
 #: instrument -> (General MIDI program, shape, colour, genre)
 INSTRUMENTS: dict[str, tuple[int, str, tuple[int, int, int], str]] = {

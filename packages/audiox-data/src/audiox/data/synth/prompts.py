@@ -15,11 +15,23 @@ from audiox.data.synth.captions import EVAL_OPENINGS, NUMBERS, phrase
 from audiox.data.synth.events import CONTINUOUS, COUNTABLE, EVENTS
 from audiox.data.synth.music import music_labels, sample_music_spec
 from audiox.data.synth.world import (
-    EVAL_T2A, EVAL_T2M, EVAL_V2A, MIN_GAP, ClipSpec, Event, RenderedClip, SynthConfig, annotate_spec,
-    place_events, render_clip, sample_clip_spec, spec_from_dict, spec_to_dict,
+    EVAL_T2A,
+    EVAL_T2M,
+    EVAL_V2A,
+    MIN_GAP,
+    ClipSpec,
+    Event,
+    RenderedClip,
+    SynthConfig,
+    annotate_spec,
+    place_events,
+    render_clip,
+    sample_clip_spec,
+    spec_from_dict,
+    spec_to_dict,
 )
 
-__all__ = ["T2A_TYPES", "make_t2a_bench", "make_v2a_prompts", "make_t2m_prompts", "make_prompt_sets", "clip_for_prompt"]
+__all__ = ["T2A_TYPES", "clip_for_prompt", "make_prompt_sets", "make_t2a_bench", "make_t2m_prompts", "make_v2a_prompts"]
 
 T2A_TYPES = ("category-only", "category+count", "category+ordering", "category+timestamp")
 

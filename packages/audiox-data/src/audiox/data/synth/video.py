@@ -15,7 +15,7 @@ from audiox.data.synth.music import INSTRUMENTS
 if TYPE_CHECKING:
     from audiox.data.synth.world import ClipSpec, SynthConfig
 
-__all__ = ["shape_mask", "render_frames", "BACKGROUND"]
+__all__ = ["BACKGROUND", "render_frames", "shape_mask"]
 
 BACKGROUND = (24, 24, 32)
 

@@ -19,8 +19,20 @@ from audiox.data.synth.music import INSTRUMENTS, MusicSpec, make_midi, music_lab
 from audiox.data.synth.video import render_frames
 
 __all__ = [
-    "SynthConfig", "Event", "ClipSpec", "RenderedClip", "TRAIN", "EVAL_T2A", "EVAL_V2A", "EVAL_T2M",
-    "sample_clip_spec", "place_events", "render_clip", "clip_events", "time_relation", "annotate_spec",
+    "EVAL_T2A",
+    "EVAL_T2M",
+    "EVAL_V2A",
+    "TRAIN",
+    "ClipSpec",
+    "Event",
+    "RenderedClip",
+    "SynthConfig",
+    "annotate_spec",
+    "clip_events",
+    "place_events",
+    "render_clip",
+    "sample_clip_spec",
+    "time_relation",
 ]
 
 TRAIN, EVAL_T2A, EVAL_V2A, EVAL_T2M = 0, 1, 2, 3
