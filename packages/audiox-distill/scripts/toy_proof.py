@@ -21,20 +21,22 @@ import torch
 from audiox.core import flow
 from audiox.distill.config import get_distill_config
 from audiox.distill.toy import (
-    GaussianMixture, ToySource, energy_distance, euler_cfg, mode_coverage, train_toy_teacher, turbo_sample,
+    GaussianMixture, ToySource, energy_distance, euler_cfg, mmd_rbf, mode_coverage, train_toy_teacher, turbo_sample,
 )
 from audiox.distill.trainer import DistillTrainer
 
 
 def score(samples: torch.Tensor, labels: torch.Tensor, mix: GaussianMixture, seed: int = 123) -> dict[str, float]:
     g = torch.Generator().manual_seed(seed)
-    ed = []
+    ed, mmd = [], []
     for c in range(mix.num_classes):
         sel = labels == c
         ref = mix.sample(labels[sel], g)
         ed.append(energy_distance(samples[sel], ref))
+        mmd.append(mmd_rbf(samples[sel], ref, 2 * mix.std))
     cov, prec = mode_coverage(samples, labels, mix)
-    return {"energy": sum(ed) / len(ed), "coverage": cov, "precision": prec}
+    n = mix.num_classes
+    return {"energy": sum(ed) / n, "mmd": sum(mmd) / n, "coverage": cov, "precision": prec}
 
 
 def distill(teacher, mix, *, steps: int, student_updates: int, fake_updates: int, guidance: float, lr: float,
@@ -63,13 +65,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--compare-ratios", action="store_true")
     ap.add_argument("--no-gan", action="store_true")
     ap.add_argument("--teacher-cache", default="", help="reuse/save the toy teacher's weights (safetensors)")
-    ap.add_argument("--steps", type=int, default=0, help="distillation steps (default: 150 quick, 600 full)")
+    ap.add_argument("--steps", type=int, default=0, help="distillation steps (default: 300 quick, 600 full)")
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--ratio", default="", help="student:fake, e.g. 1:5 (default 1:1; --compare-ratios adds 5:1 and 1:5)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     mix = GaussianMixture()
-    t_steps, d_steps, width, depth = (1200, 150, 64, 3) if args.quick else (4000, 600, 128, 4)
+    t_steps, d_steps, width, depth = (1200, 300, 64, 3) if args.quick else (4000, 600, 128, 4)
     t0 = time.perf_counter()
     if args.steps:
         d_steps = args.steps

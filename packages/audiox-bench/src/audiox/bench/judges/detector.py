@@ -23,6 +23,8 @@ from audiox.data.synth import EVENTS
 
 __all__ = ["DetectorConfig", "Detection", "EventDetector"]
 
+_TEMPLATES: dict = {}  # DetectorConfig -> (scale, templates, labels)
+
 
 @dataclass(frozen=True)
 class DetectorConfig:
@@ -120,6 +122,9 @@ class EventDetector:
     # -- templates --------------------------------------------------------------------------------------
     def _fit_templates(self) -> None:
         c = self.cfg
+        if c in _TEMPLATES:  # deterministic in the config: fit once per process
+            self._scale, self._templates, self._labels = _TEMPLATES[c]
+            return
         rng = np.random.default_rng(c.seed)
         feats, labels = [], []
         for name, cat in EVENTS.items():
@@ -142,6 +147,7 @@ class EventDetector:
         self._scale = f.std(0) + 1e-3
         self._templates = f / self._scale
         self._labels = np.array(labels)
+        _TEMPLATES[c] = (self._scale, self._templates, self._labels)
 
     # -- public -----------------------------------------------------------------------------------------
     def _classify(self, power: np.ndarray, a: int, b: int) -> tuple[str, float]:
