@@ -128,3 +128,11 @@ def test_rank_split_is_disjoint(shards):
         loader = ShardLoader(shards, CFG, LoaderConfig(batch_size=1, rank=r, world_size=2, task_weights={"t2a": 1, "t2m": 1}))
         keys.append({k for b in loader.epoch_batches() for k in b.keys})
     assert not keys[0] & keys[1] and len(keys[0] | keys[1]) == 24
+
+
+def test_decode_threads_give_the_same_batches(shards):
+    serial = list(ShardLoader(shards, CFG, LoaderConfig(batch_size=4)).epoch_batches())
+    threaded = list(ShardLoader(shards, CFG, LoaderConfig(batch_size=4, decode_threads=2)).epoch_batches())
+    assert [b.keys for b in threaded] == [b.keys for b in serial]
+    for a, b in zip(threaded, serial, strict=True):
+        assert torch.equal(a.audio, b.audio) and a.inputs.task == b.inputs.task

@@ -15,10 +15,12 @@ Every sample is validated; a bad one is logged, skipped and counted (``stats["sk
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import zlib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +58,7 @@ class LoaderConfig:
     rank: int = 0  # data-parallel split by shard: rank r takes shards r, r + world_size, ...
     world_size: int = 1
     drop_last: bool = True
+    decode_threads: int = 0  # >0: decode samples in a thread pool (PyAV / soundfile release the GIL); same batches
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -220,6 +223,29 @@ class ShardLoader:
         return TrainBatch(audio=torch.stack([it.audio for it in items]), inputs=inputs,
                           keys=[it.key for it in items], inpaint_mask=mask)
 
+    def _try_item(self, raw: dict, epoch: int) -> _Item | Exception:
+        try:
+            return self._item(raw, epoch)
+        except Exception as e:  # noqa: BLE001
+            return e
+
+    def _decoded(self, epoch: int, skip: int) -> Iterator[tuple[int, dict, _Item | Exception]]:
+        """(raw index, raw sample, item or the error) in epoch order, from raw index ``skip`` on."""
+        raws = ((i, raw) for i, raw in enumerate(self._raw(epoch)) if i >= skip)
+        if self.cfg.decode_threads <= 0:
+            for i, raw in raws:
+                yield i, raw, self._try_item(raw, epoch)
+            return
+        chunk = max(1, 2 * self.cfg.batch_size)
+        with ThreadPoolExecutor(self.cfg.decode_threads) as pool:
+            while True:
+                block = list(itertools.islice(raws, chunk))
+                if not block:
+                    return
+                results = pool.map(lambda r: self._try_item(r[1], epoch), block)  # ordered
+                for (i, raw), res in zip(block, results, strict=True):
+                    yield i, raw, res
+
     def epoch_batches(self, epoch: int | None = None) -> Iterator[TrainBatch]:
         """Batches of one epoch from the current position; the position advances as batches are yielded."""
         if epoch is not None and epoch != self.epoch:
@@ -227,17 +253,14 @@ class ShardLoader:
         epoch, skip = self.epoch, self.position
         items: list[_Item] = []
         consumed = skip
-        for i, raw in enumerate(self._raw(epoch)):
-            if i < skip:
-                continue
+        for i, raw, result in self._decoded(epoch, skip):
             consumed = i + 1
-            try:
-                items.append(self._item(raw, epoch))
-                self.stats["samples"] += 1
-            except Exception as e:  # noqa: BLE001 - any bad sample is skipped, never fatal
+            if isinstance(result, Exception):  # any bad sample is skipped, never fatal
                 self.stats["skipped"] += 1
-                log.warning("skipping sample %s: %s: %s", raw.get("__key__", "?"), type(e).__name__, e)
+                log.warning("skipping sample %s: %s: %s", raw.get("__key__", "?"), type(result).__name__, result)
                 continue
+            items.append(result)
+            self.stats["samples"] += 1
             if len(items) == self.cfg.batch_size:
                 self.position = consumed
                 self.stats["batches"] += 1
