@@ -1,7 +1,7 @@
 """The Triton kernels against their PyTorch references, run on the CPU by Triton's interpreter.
 
 ``@triton.jit`` reads ``TRITON_INTERPRET`` when a kernel is decorated, so it is set before the kernel modules are
-(re)imported here. Sizes are small (the interpreter is slow) and awkward: sequence lengths and feature sizes that
+imported here. Sizes are small (the interpreter is slow) and awkward: sequence lengths and feature sizes that
 are not multiples of the tiles, 16-wide tiles so every call crosses several tile edges, masks with a batch
 element that has no key at all, bf16 and fp32, forward and backward.
 
@@ -9,22 +9,25 @@ Tolerance by dtype: the kernel's error against a float64 evaluation of the refer
 error of the reference itself run in the input dtype, plus a small floor.
 """
 
-import importlib
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+# Triton decorates its own standard library (tl.zeros, tl.sum, ...) with @jit when it is first imported, so the
+# interpreter only works in a process whose first `import triton` saw TRITON_INTERPRET=1. Run alone, this module
+# sets it before anything imports triton; inside a larger session that already imported triton, the tests below
+# run in one fresh Python process instead (test_in_fresh_process).
 _PREVIOUS = os.environ.get("TRITON_INTERPRET")
-os.environ["TRITON_INTERPRET"] = "1"
+DELEGATE = "triton" in sys.modules and _PREVIOUS != "1"
+if not DELEGATE:
+    os.environ["TRITON_INTERPRET"] = "1"
 triton = pytest.importorskip("triton")
 
 import torch  # noqa: E402
 from einops import rearrange  # noqa: E402
-
-for _name in ("audiox.core.kernels.triton_attention", "audiox.core.kernels.triton_norm"):
-    if _name in sys.modules:  # imported earlier without the interpreter: decorate the kernels again
-        importlib.reload(sys.modules[_name])
 
 from audiox.core.kernels import attention  # noqa: E402
 from audiox.core.kernels import dispatch  # noqa: E402
@@ -54,6 +57,22 @@ def _restore_env():
         os.environ.pop("TRITON_INTERPRET", None)
     else:
         os.environ["TRITON_INTERPRET"] = _PREVIOUS
+
+
+@pytest.fixture(autouse=True)
+def _where(request):
+    delegating_test = request.node.name == "test_in_fresh_process"
+    if DELEGATE != delegating_test:
+        pytest.skip("runs in the fresh interpreter process" if DELEGATE else "already in an interpreter process")
+
+
+def test_in_fresh_process():
+    """This module's tests, in a new process whose first `import triton` sees TRITON_INTERPRET=1."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-p", "no:cacheprovider"],
+                          env=env, capture_output=True, text=True, timeout=900, cwd=Path(__file__).parent)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
 
 
 def _close(got, ref64, ref_lowp, dtype, what):
@@ -112,6 +131,7 @@ def _padding_mask(B, Lk, seed=0):
 
 
 def test_runs_in_the_interpreter():
+    assert os.environ["TRITON_INTERPRET"] == "1"
     assert interpreting(), "TRITON_INTERPRET=1 must make the kernels interpreted in this module"
 
 
