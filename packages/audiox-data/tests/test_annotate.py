@@ -20,11 +20,18 @@ from audiox.data.cli import main
 from audiox.data.schema import validate_annotation
 
 KEY = "sekrit-key-1234567890"
-GOOD = {"caption": "Two beeps, then a bell.", "category": {"beep": 2, "bell": 1},
-        "SED": [{"00:01.000-00:01.300": "beep"}, {"00:02.000-00:02.300": "beep"}, {"00:04.000-00:05.000": "bell"}],
-        "time_relation": "beep, bell"}
-AUG = {"rephrase": ["A pair of beeps and a bell."], "category": ["Two beeps and one bell."],
-       "sed": ["Beeps at 1 s and 2 s, a bell at 4 s."], "time_relation": ["Beeps come before the bell."]}
+GOOD = {
+    "caption": "Two beeps, then a bell.",
+    "category": {"beep": 2, "bell": 1},
+    "SED": [{"00:01.000-00:01.300": "beep"}, {"00:02.000-00:02.300": "beep"}, {"00:04.000-00:05.000": "bell"}],
+    "time_relation": "beep, bell",
+}
+AUG = {
+    "rephrase": ["A pair of beeps and a bell."],
+    "category": ["Two beeps and one bell."],
+    "sed": ["Beeps at 1 s and 2 s, a bell at 4 s."],
+    "time_relation": ["Beeps come before the bell."],
+}
 
 
 class Fake:
@@ -95,7 +102,11 @@ def test_retries_transient_errors_then_succeeds(gemini, tmp_path):
 
 def test_bad_json_and_bad_schema_are_retried_then_fail(openai, tmp_path, caplog):
     bad_schema = dict(GOOD, category={"beep": 0})
-    openai.script = [(200, "not json at all", 0), (200, json.dumps(bad_schema), 0), (200, "```json\n{\"caption\": 1}```", 0)]
+    openai.script = [
+        (200, "not json at all", 0),
+        (200, json.dumps(bad_schema), 0),
+        (200, '```json\n{"caption": 1}```', 0),
+    ]
     c = OpenAICompatClient(base_url=openai.url, backoff=0.01, max_retries=2, cache_dir=tmp_path / "cache")
     with pytest.raises(AnnotationFailure, match="no valid answer after 3 tries"):
         c.complete_json("annotate", validate_annotation, b"audio")
@@ -144,8 +155,12 @@ def test_min_interval_rate_limit(openai):
 def test_cascade_two_steps(gemini, openai):
     gemini.script = [(200, json.dumps(GOOD), 0)]
     openai.script = [(200, json.dumps({"rephrase": []}), 0), (200, json.dumps(AUG), 0)]
-    ann = cascade(b"audio", GeminiClient(base_url=gemini.url), OpenAICompatClient(base_url=openai.url, backoff=0.01),
-                  hints=["beep", "bell"])
+    ann = cascade(
+        b"audio",
+        GeminiClient(base_url=gemini.url),
+        OpenAICompatClient(base_url=openai.url, backoff=0.01),
+        hints=["beep", "bell"],
+    )
     assert ann["captions"] == AUG and ann["category"] == GOOD["category"]
     assert "beep, bell" in gemini.seen[0]["body"]["contents"][0]["parts"][0]["text"]
     assert json.dumps(GOOD["category"]) in openai.seen[-1]["body"]["messages"][0]["content"][0]["text"]
@@ -153,9 +168,11 @@ def test_cascade_two_steps(gemini, openai):
 
 def test_strong_label_annotator(tmp_path):
     tsv = tmp_path / "strong.tsv"
-    tsv.write_text("segment_id\tstart_time_seconds\tend_time_seconds\tlabel\n"
-                   "a.wav\t0.0\t9.0\tSpeech\na.wav\t0.5\t1.0\tYip\na.wav\t8.0\t8.6\tYip\n"
-                   "b.wav\t1.0\t2.0\tDog\nb.wav\t3.0\t3.5\tCat\nb.wav\t5.0\t5.5\tCat\n")
+    tsv.write_text(
+        "segment_id\tstart_time_seconds\tend_time_seconds\tlabel\n"
+        "a.wav\t0.0\t9.0\tSpeech\na.wav\t0.5\t1.0\tYip\na.wav\t8.0\t8.6\tYip\n"
+        "b.wav\t1.0\t2.0\tDog\nb.wav\t3.0\t3.5\tCat\nb.wav\t5.0\t5.5\tCat\n"
+    )
     anns = strong_label_annotations(tsv)
     a, b = anns["a.wav"], anns["b.wav"]
     assert a["category"] == {"Speech": None, "Yip": 2} and a["time_relation"] == "interleave"
@@ -174,8 +191,13 @@ def test_strong_label_annotator(tmp_path):
 
 
 def test_music_template_augmentation():
-    ann = {"caption": "A gentle track.", "genre": "acoustic pop", "mood": "gentle, uplifting", "instrument": ["piano"],
-           "tempo": "slow"}
+    ann = {
+        "caption": "A gentle track.",
+        "genre": "acoustic pop",
+        "mood": "gentle, uplifting",
+        "instrument": ["piano"],
+        "tempo": "slow",
+    }
     caps = template_augment(ann)
     assert set(caps) == {"rephrase", "genre", "mood", "tempo"}
     assert "acoustic pop" in caps["genre"][0] and "slow" in caps["tempo"][0] and "Gentle" in caps["mood"][0]

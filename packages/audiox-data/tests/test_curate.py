@@ -33,7 +33,9 @@ def write_av(path, frames=None, audio=None, fps=10):
         if audio is not None:
             hop = 1024
             for i in range(0, len(audio), hop):
-                fr = av.AudioFrame.from_ndarray(audio[None, i : i + hop].astype(np.float32), format="fltp", layout="mono")
+                fr = av.AudioFrame.from_ndarray(
+                    audio[None, i : i + hop].astype(np.float32), format="fltp", layout="mono"
+                )
                 fr.sample_rate, fr.pts, fr.time_base = SR, i, Fraction(1, SR)
                 for p in as_.encode(fr):
                     out.mux(p)
@@ -51,7 +53,9 @@ def moving(seconds, fps=10, size=32):
 
 def tone(seconds, f=440.0):
     t = np.arange(int(seconds * SR)) / SR
-    return (0.3 * np.sin(2 * np.pi * f * t) + 0.05 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float32)
+    return (0.3 * np.sin(2 * np.pi * f * t) + 0.05 * np.random.default_rng(0).standard_normal(len(t))).astype(
+        np.float32
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +75,10 @@ def media(tmp_path_factory):
 
 def test_curation_drops_each_bad_kind_and_keeps_good(media, tmp_path):
     counts = curate(str(media), tmp_path / "out", CFG, progress=False)
-    recs = {json.loads(line)["path"].split("/")[-1]: json.loads(line)
-            for line in (tmp_path / "out" / "report.jsonl").read_text().splitlines()}
+    recs = {
+        json.loads(line)["path"].split("/")[-1]: json.loads(line)
+        for line in (tmp_path / "out" / "report.jsonl").read_text().splitlines()
+    }
     reasons = {k: (r["status"], r["reason"]) for k, r in recs.items()}
     assert reasons["good.mp4"] == ("kept", None)
     assert reasons["audio_only.wav"] == ("kept", None)
@@ -107,6 +113,11 @@ def test_music_filter(tmp_path):
     counts = curate(str(d), tmp_path / "out", CurateConfig(min_duration=2.0, window=2.0, music=True), progress=False)
     assert counts == {"kept": 1, "dropped:not_enough_music": 1}
     calls = []
-    curate(str(d), tmp_path / "out2", CurateConfig(min_duration=2.0, window=2.0, music=True),
-           separator=lambda a, sr: calls.append(len(a)) or a * 0.5, progress=False)
+    curate(
+        str(d),
+        tmp_path / "out2",
+        CurateConfig(min_duration=2.0, window=2.0, music=True),
+        separator=lambda a, sr: calls.append(len(a)) or a * 0.5,
+        progress=False,
+    )
     assert calls == [4 * SR]  # the separation hook runs on the kept music item only

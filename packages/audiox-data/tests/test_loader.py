@@ -104,14 +104,19 @@ def test_resume_from_state_dict(shards):
 def test_bad_samples_are_skipped_and_counted(shards, tmp_path, caplog):
     bad = tmp_path / "bad.tar"
     with tarfile.open(bad, "w") as tf:
+
         def add(name, data):
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
 
         add("x1.flac", b"not flac")
-        add("x1.json", json.dumps({"kind": "sfx", "caption": "a", "category": {"beep": 1}, "SED": [],
-                                   "time_relation": "beep"}).encode())
+        add(
+            "x1.json",
+            json.dumps(
+                {"kind": "sfx", "caption": "a", "category": {"beep": 1}, "SED": [], "time_relation": "beep"}
+            ).encode(),
+        )
         add("x2.flac", (shards / "synth-000000.tar").read_bytes()[:10])
         add("x2.json", b"{not json")
         add("x3.json", json.dumps({"caption": "missing fields"}).encode())
@@ -125,7 +130,9 @@ def test_bad_samples_are_skipped_and_counted(shards, tmp_path, caplog):
 def test_rank_split_is_disjoint(shards):
     keys = []
     for r in range(2):
-        loader = ShardLoader(shards, CFG, LoaderConfig(batch_size=1, rank=r, world_size=2, task_weights={"t2a": 1, "t2m": 1}))
+        loader = ShardLoader(
+            shards, CFG, LoaderConfig(batch_size=1, rank=r, world_size=2, task_weights={"t2a": 1, "t2m": 1})
+        )
         keys.append({k for b in loader.epoch_batches() for k in b.keys})
     assert not keys[0] & keys[1] and len(keys[0] | keys[1]) == 24
 

@@ -11,8 +11,13 @@ GOOD_AUDIO = {
     "time_relation": "interleave",
     "audio_id": "TATdZPmzMU8_90000",
 }
-GOOD_MUSIC = {"caption": "A gentle track.", "genre": "Acoustic Pop", "mood": "Gentle", "instrument": ["Piano"],
-              "tempo": "Slow to Moderate"}
+GOOD_MUSIC = {
+    "caption": "A gentle track.",
+    "genre": "Acoustic Pop",
+    "mood": "Gentle",
+    "instrument": ["Piano"],
+    "tempo": "Slow to Moderate",
+}
 
 
 def test_good_annotations_pass():

@@ -12,8 +12,25 @@ from audiox.data.cli import main
 from audiox.data.shards import shard_keys, synth_shards
 from audiox.data.synth import SynthConfig
 
-ARGS = ["--clips", "40", "--seed", "9", "--shard-size", "4", "--duration", "2", "--image-size", "16",
-        "--t2a-prompts", "8", "--v2a-prompts", "2", "--t2m-prompts", "2", "--quiet"]
+ARGS = [
+    "--clips",
+    "40",
+    "--seed",
+    "9",
+    "--shard-size",
+    "4",
+    "--duration",
+    "2",
+    "--image-size",
+    "16",
+    "--t2a-prompts",
+    "8",
+    "--v2a-prompts",
+    "2",
+    "--t2m-prompts",
+    "2",
+    "--quiet",
+]
 
 
 def _cmd(out):
@@ -66,8 +83,9 @@ def test_cli_bad_input_is_one_line_error(tmp_path, capsys):
 
 def test_stats_counts_and_plots(tmp_path, capsys):
     cfg = SynthConfig(duration=2.0, image_size=16, music_fraction=0.5, video=False)
-    synth_shards(tmp_path / "s", 10, 4, shard_size=5, cfg=cfg, prompts={"t2a_bench": 4, "v2a": 1, "t2m": 1},
-                 progress=False)
+    synth_shards(
+        tmp_path / "s", 10, 4, shard_size=5, cfg=cfg, prompts={"t2a_bench": 4, "v2a": 1, "t2m": 1}, progress=False
+    )
     assert main(["stats", str(tmp_path / "s"), "--plots", str(tmp_path / "plots")]) == 0
     s = __import__("json").loads(capsys.readouterr().out)
     assert s["clips"] == 10 and sum(s["kinds"].values()) == 10

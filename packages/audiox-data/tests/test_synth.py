@@ -82,7 +82,9 @@ def test_annotations_are_valid_and_exact():
 
 
 def test_time_relation_rules():
-    ev = lambda n, a, b: {"name": n, "onset": a, "offset": b}
+    def ev(n, a, b):
+        return {"name": n, "onset": a, "offset": b}
+
     assert time_relation([ev("beep", 0, 1), ev("beep", 2, 3), ev("bell", 4, 5)]) == "beep, bell"
     assert time_relation([ev("beep", 0, 1), ev("bell", 2, 3), ev("beep", 4, 5)]) == "interleave"
     assert time_relation([ev("rain", 0, 5), ev("bell", 2, 3)]) == "interleave"

@@ -19,12 +19,22 @@ from typing import Any
 
 _EXPORTS = {
     "TrainBatch": "batch",
-    "ShardLoader": "loader", "LoaderConfig": "loader", "DEFAULT_TASK_WEIGHTS": "loader",
-    "synth_shards": "shards", "SynthConfig": "synth",
-    "validate_annotation": "schema", "SchemaError": "schema",
-    "curate": "curate", "CurateConfig": "curate", "TonalityMusicDetector": "curate",
-    "GeminiClient": "annotate", "OpenAICompatClient": "annotate", "AnnotationFailure": "annotate",
-    "cascade": "annotate", "strong_label_annotations": "annotate", "template_augment": "annotate",
+    "ShardLoader": "loader",
+    "LoaderConfig": "loader",
+    "DEFAULT_TASK_WEIGHTS": "loader",
+    "synth_shards": "shards",
+    "SynthConfig": "synth",
+    "validate_annotation": "schema",
+    "SchemaError": "schema",
+    "curate": "curate",
+    "CurateConfig": "curate",
+    "TonalityMusicDetector": "curate",
+    "GeminiClient": "annotate",
+    "OpenAICompatClient": "annotate",
+    "AnnotationFailure": "annotate",
+    "cascade": "annotate",
+    "strong_label_annotations": "annotate",
+    "template_augment": "annotate",
     "dataset_stats": "stats",
 }
 __all__ = list(_EXPORTS)

@@ -71,9 +71,19 @@ class LLMClient:
     provider = "base"
     key_env = ""
 
-    def __init__(self, model: str, base_url: str, *, api_key_env: str | None = None, timeout: float = 60.0,
-                 max_retries: int = 4, backoff: float = 1.0, min_interval: float = 0.0,
-                 cache_dir: str | Path | None = None, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        api_key_env: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 4,
+        backoff: float = 1.0,
+        min_interval: float = 0.0,
+        cache_dir: str | Path | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.model, self.base_url = model, base_url.rstrip("/")
         self.key_env = api_key_env or self.key_env
         self._key = os.environ.get(self.key_env) if self.key_env else None
@@ -97,8 +107,9 @@ class LLMClient:
     def _cache_path(self, prompt: str, audio: bytes | None) -> Path | None:
         if self.cache_dir is None:
             return None
-        h = hashlib.sha256(json.dumps([self.provider, self.model, prompt,
-                                       hashlib.sha256(audio or b"").hexdigest()]).encode()).hexdigest()
+        h = hashlib.sha256(
+            json.dumps([self.provider, self.model, prompt, hashlib.sha256(audio or b"").hexdigest()]).encode()
+        ).hexdigest()
         return self.cache_dir / h[:2] / f"{h}.json"
 
     def _wait_turn(self) -> None:
@@ -117,8 +128,9 @@ class LLMClient:
             raise ValueError("no JSON object in the reply")
         return json.loads(text[start : end + 1])
 
-    def complete_json(self, prompt: str, validate: Callable[[Any], Any], audio: bytes | None = None,
-                      mime: str = "audio/flac") -> dict:
+    def complete_json(
+        self, prompt: str, validate: Callable[[Any], Any], audio: bytes | None = None, mime: str = "audio/flac"
+    ) -> dict:
         """Ask until the reply is JSON that ``validate`` accepts; cache and return it."""
         cache = self._cache_path(prompt, audio)
         if cache is not None and cache.exists():
@@ -146,8 +158,9 @@ class LLMClient:
                 value = validate(self.extract_json(self._text(r.json())))
             except (ValueError, KeyError, IndexError, TypeError, SchemaError) as e:
                 errors.append(f"invalid answer: {self._redact(str(e))[:120]}")
-                log.warning("%s gave an invalid answer (attempt %d): %s", self.provider, attempt + 1,
-                            self._redact(str(e))[:120])
+                log.warning(
+                    "%s gave an invalid answer (attempt %d): %s", self.provider, attempt + 1, self._redact(str(e))[:120]
+                )
                 continue
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
@@ -155,8 +168,9 @@ class LLMClient:
                 tmp.write_text(json.dumps(value))
                 os.replace(tmp, cache)
             return value
-        raise AnnotationFailure(f"{self.provider}/{self.model}: no valid answer after {len(errors)} tries: "
-                                + "; ".join(errors))
+        raise AnnotationFailure(
+            f"{self.provider}/{self.model}: no valid answer after {len(errors)} tries: " + "; ".join(errors)
+        )
 
 
 class GeminiClient(LLMClient):
@@ -164,8 +178,9 @@ class GeminiClient(LLMClient):
 
     provider, key_env = "gemini", "GEMINI_API_KEY"
 
-    def __init__(self, model: str = "gemini-2.5-pro",
-                 base_url: str = "https://generativelanguage.googleapis.com", **kw: Any):
+    def __init__(
+        self, model: str = "gemini-2.5-pro", base_url: str = "https://generativelanguage.googleapis.com", **kw: Any
+    ):
         super().__init__(model, base_url, **kw)
         if not self._key:
             raise ValueError(f"set {self.key_env} in the environment for the Gemini backend")
@@ -174,8 +189,10 @@ class GeminiClient(LLMClient):
         parts: list[dict] = [{"text": prompt}]
         if audio is not None:
             parts.append({"inline_data": {"mime_type": mime, "data": base64.b64encode(audio).decode()}})
-        body = {"contents": [{"role": "user", "parts": parts}],
-                "generationConfig": {"responseMimeType": "application/json", "temperature": 0.2}}
+        body = {
+            "contents": [{"role": "user", "parts": parts}],
+            "generationConfig": {"responseMimeType": "application/json", "temperature": 0.2},
+        }
         return f"{self.base_url}/v1beta/models/{self.model}:generateContent", {"x-goog-api-key": self._key}, body
 
     def _text(self, body: dict) -> str:
@@ -195,10 +212,16 @@ class OpenAICompatClient(LLMClient):
         content: list[dict] = [{"type": "text", "text": prompt}]
         if audio is not None:
             fmt = mime.split("/")[-1]
-            content.append({"type": "input_audio", "input_audio": {"data": base64.b64encode(audio).decode(), "format": fmt}})
+            content.append(
+                {"type": "input_audio", "input_audio": {"data": base64.b64encode(audio).decode(), "format": fmt}}
+            )
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-        body = {"model": self.model, "messages": [{"role": "user", "content": content}], "temperature": 0.2,
-                "response_format": {"type": "json_object"}}
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": content}],
+            "temperature": 0.2,
+            "response_format": {"type": "json_object"},
+        }
         return f"{self.base_url}/v1/chat/completions", headers, body
 
     def _text(self, body: dict) -> str:
@@ -219,25 +242,38 @@ def validate_augmentation(kind: str) -> Callable[[Any], dict]:
     return check
 
 
-def cascade(audio: bytes, step1: LLMClient, step2: LLMClient | None = None, hints: list[str] | None = None,
-            mime: str = "audio/flac") -> dict:
+def cascade(
+    audio: bytes,
+    step1: LLMClient,
+    step2: LLMClient | None = None,
+    hints: list[str] | None = None,
+    mime: str = "audio/flac",
+) -> dict:
     """Two-step annotation: step 1 gives the IF-caps-Pro fields, step 2 (or templates) the captions."""
-    ann = step1.complete_json(STEP1_PROMPT.format(hints=", ".join(hints or []) or "none"), validate_annotation,
-                              audio, mime)
+    ann = step1.complete_json(
+        STEP1_PROMPT.format(hints=", ".join(hints or []) or "none"), validate_annotation, audio, mime
+    )
     kind = "music" if "genre" in ann else "sfx"
     ann = dict(ann, kind=kind)
     if step2 is None:
         return dict(ann, captions=template_augment(ann))
     keys = MUSIC_PERSPECTIVES if kind == "music" else AUDIO_PERSPECTIVES
-    explain = ("rephrase: the caption in other words; genre / mood / tempo: a caption built around that field"
-               if kind == "music" else "rephrase: the caption in other words; category: from categories and counts; "
-               "sed: from the timestamps; time_relation: from the order of events")
-    prompt = STEP2_PROMPT.format(annotation=json.dumps({k: v for k, v in ann.items() if k != "kind"}),
-                                 keys=", ".join(f'"{k}": [str]' for k in keys), explain=explain)
+    explain = (
+        "rephrase: the caption in other words; genre / mood / tempo: a caption built around that field"
+        if kind == "music"
+        else "rephrase: the caption in other words; category: from categories and counts; "
+        "sed: from the timestamps; time_relation: from the order of events"
+    )
+    prompt = STEP2_PROMPT.format(
+        annotation=json.dumps({k: v for k, v in ann.items() if k != "kind"}),
+        keys=", ".join(f'"{k}": [str]' for k in keys),
+        explain=explain,
+    )
     return dict(ann, captions=step2.complete_json(prompt, validate_augmentation(kind), audio, mime))
 
 
 # Deterministic annotation from strong labels ----------------------------------------------------------
+
 
 def _events_relation(events: list[dict]) -> str:
     from audiox.data.synth.world import time_relation
@@ -245,8 +281,9 @@ def _events_relation(events: list[dict]) -> str:
     return time_relation(events)
 
 
-def strong_label_annotations(tsv: str | Path, continuous_after: float = 3.0,
-                             continuous_labels: set[str] | None = None) -> dict[str, dict]:
+def strong_label_annotations(
+    tsv: str | Path, continuous_after: float = 3.0, continuous_labels: set[str] | None = None
+) -> dict[str, dict]:
     """AudioSet-Strong style TSV (``file onset offset label``, header optional) -> annotation per file.
 
     A label is continuous (count ``null``) when it is in ``continuous_labels`` or any occurrence lasts
@@ -276,8 +313,13 @@ def strong_label_annotations(tsv: str | Path, continuous_after: float = 3.0,
         for e in events:
             category[e["name"]] = None if e["name"] in cont else (category.get(e["name"]) or 0) + 1
         rel = _events_relation(events)
-        ann = {"audio_id": file, "kind": "sfx", "category": category,
-               "SED": [{format_span(e["onset"], e["offset"]): e["name"]} for e in events], "time_relation": rel}
+        ann = {
+            "audio_id": file,
+            "kind": "sfx",
+            "category": category,
+            "SED": [{format_span(e["onset"], e["offset"]): e["name"]} for e in events],
+            "time_relation": rel,
+        }
         ann["caption"] = _describe(category, rel)
         ann["captions"] = template_augment(ann)
         out[file] = validate_annotation(ann)
@@ -312,7 +354,7 @@ def template_augment(ann: dict) -> dict[str, list[str]]:
     counted = [_count_phrase(n, c) for n, c in cat.items()]
     spans = []
     for entry in ann["SED"]:
-        (span, text), = entry.items()
+        ((span, text),) = entry.items()
         on, off = parse_span(span)
         spans.append(f"{text} from {on:.1f} to {off:.1f} seconds")
     rel = ann["time_relation"]
@@ -320,8 +362,11 @@ def template_augment(ann: dict) -> dict[str, list[str]]:
         rel_caps = ["The sounds " + ", ".join(cat) + " overlap or alternate."]
     else:
         order = [n.strip() for n in rel.split(",")]
-        rel_caps = [("First " + order[0] + "".join(f", then {x}" for x in order[1:]) + ".") if len(order) > 1
-                    else f"Only {order[0]} is heard."]
+        rel_caps = [
+            ("First " + order[0] + "".join(f", then {x}" for x in order[1:]) + ".")
+            if len(order) > 1
+            else f"Only {order[0]} is heard."
+        ]
     return {
         "rephrase": [ann["caption"]],
         "category": ["The audio contains " + ", ".join(counted) + "."],
@@ -331,6 +376,7 @@ def template_augment(ann: dict) -> dict[str, list[str]]:
 
 
 # CLI ---------------------------------------------------------------------------------------------------
+
 
 def _client(name: str, model: str | None, base_url: str | None, cache: str | None) -> LLMClient:
     kw: dict[str, Any] = {"cache_dir": cache}
@@ -380,8 +426,9 @@ def _run(a: argparse.Namespace) -> None:
                     caps = template_augment(ann)
                 else:
                     keys = MUSIC_PERSPECTIVES if kind == "music" else AUDIO_PERSPECTIVES
-                    prompt = STEP2_PROMPT.format(annotation=json.dumps(ann), explain="",
-                                                 keys=", ".join(f'"{k}": [str]' for k in keys))
+                    prompt = STEP2_PROMPT.format(
+                        annotation=json.dumps(ann), explain="", keys=", ".join(f'"{k}": [str]' for k in keys)
+                    )
                     caps = client.complete_json(prompt, validate_augmentation(kind))
             except AnnotationFailure as e:
                 failures.append({"audio_id": key, "error": str(e)})
@@ -411,11 +458,14 @@ def _run(a: argparse.Namespace) -> None:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("annotate", help="stage-2 annotation (LLM cascade or strong labels) and augmentation",
-                       description="strong: TSV (file onset offset label) -> IF-caps-Pro JSONL. llm: a folder of "
-                       "audio -> step 1 (--backend) + step 2 (--step2) JSONL. augment: JSONL -> JSONL with captions "
-                       "from four perspectives. Keys: GEMINI_API_KEY / OPENAI_API_KEY. Resumable; failures are "
-                       "written to OUT.failures.jsonl, never as data.")
+    p = sub.add_parser(
+        "annotate",
+        help="stage-2 annotation (LLM cascade or strong labels) and augmentation",
+        description="strong: TSV (file onset offset label) -> IF-caps-Pro JSONL. llm: a folder of "
+        "audio -> step 1 (--backend) + step 2 (--step2) JSONL. augment: JSONL -> JSONL with captions "
+        "from four perspectives. Keys: GEMINI_API_KEY / OPENAI_API_KEY. Resumable; failures are "
+        "written to OUT.failures.jsonl, never as data.",
+    )
     p.add_argument("mode", choices=["strong", "llm", "augment"])
     p.add_argument("input", help="TSV (strong), audio folder (llm) or annotation JSONL (augment)")
     p.add_argument("--out", required=True, help="output JSONL")

@@ -13,19 +13,35 @@ def _synth(a: argparse.Namespace) -> None:
     from audiox.data.shards import synth_shards
     from audiox.data.synth.world import SynthConfig
 
-    cfg = SynthConfig(sample_rate=a.sample_rate, duration=a.duration, fps=a.fps, image_size=a.image_size,
-                      music_fraction=a.music_fraction, video=not a.no_video)
-    m = synth_shards(a.out, a.clips, a.seed, a.shard_size, a.workers, cfg,
-                     prompts={"t2a_bench": a.t2a_prompts, "v2a": a.v2a_prompts, "t2m": a.t2m_prompts},
-                     progress=not a.quiet)
+    cfg = SynthConfig(
+        sample_rate=a.sample_rate,
+        duration=a.duration,
+        fps=a.fps,
+        image_size=a.image_size,
+        music_fraction=a.music_fraction,
+        video=not a.no_video,
+    )
+    m = synth_shards(
+        a.out,
+        a.clips,
+        a.seed,
+        a.shard_size,
+        a.workers,
+        cfg,
+        prompts={"t2a_bench": a.t2a_prompts, "v2a": a.v2a_prompts, "t2m": a.t2m_prompts},
+        progress=not a.quiet,
+    )
     print(f"{m['clips']} clips in {len(m['shards'])} shards, prompts {m['prompts']} -> {a.out}")
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="render the synthetic world to WebDataset shards + held-out prompt files",
-                       description="Render N training clips (sound events with video, and music) into tar shards "
-                       "of K clips, plus prompts/t2a_bench.jsonl, v2a.jsonl, t2m.jsonl from held-out seed streams. "
-                       "Idempotent and resumable: finished shards are kept, unfinished ones re-rendered.")
+    p = sub.add_parser(
+        "synth",
+        help="render the synthetic world to WebDataset shards + held-out prompt files",
+        description="Render N training clips (sound events with video, and music) into tar shards "
+        "of K clips, plus prompts/t2a_bench.jsonl, v2a.jsonl, t2m.jsonl from held-out seed streams. "
+        "Idempotent and resumable: finished shards are kept, unfinished ones re-rendered.",
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--clips", type=int, required=True, help="number of training clips")
     p.add_argument("--seed", type=int, default=0)
@@ -61,8 +77,11 @@ def _register_optional() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     _register_optional()
-    parser = argparse.ArgumentParser(prog="audiox-data", description="AudioX data tools: the synthetic world, "
-                                     "stage-1 curation, stage-2 annotation/augmentation, dataset statistics.")
+    parser = argparse.ArgumentParser(
+        prog="audiox-data",
+        description="AudioX data tools: the synthetic world, "
+        "stage-1 curation, stage-2 annotation/augmentation, dataset statistics.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for add in _COMMANDS:
         add(sub)

@@ -157,8 +157,13 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def curate_item(path: str, out: Path, cfg: CurateConfig, detector: Callable[[np.ndarray, int], float] | None = None,
-                separator: Separator | None = None) -> dict:
+def curate_item(
+    path: str,
+    out: Path,
+    cfg: CurateConfig,
+    detector: Callable[[np.ndarray, int], float] | None = None,
+    separator: Separator | None = None,
+) -> dict:
     """Curate one file; returns its report record (``status`` kept/dropped, ``reason``, ``windows``)."""
     rec: dict = {"path": path, "status": "dropped", "reason": None, "windows": []}
     try:
@@ -235,8 +240,9 @@ def _inputs(src: str) -> list[str]:
     raise FileNotFoundError(f"{src}: not a folder of media or a .txt list of paths")
 
 
-def curate(src: str, out: str | Path, cfg: CurateConfig = CurateConfig(), detector=None, separator=None,
-           progress: bool = True) -> dict[str, int]:
+def curate(
+    src: str, out: str | Path, cfg: CurateConfig = CurateConfig(), detector=None, separator=None, progress: bool = True
+) -> dict[str, int]:
     """Curate every item of ``src`` into ``out``; returns counts per status / reason. Resumable."""
     from tqdm import tqdm
 
@@ -270,16 +276,25 @@ def curate(src: str, out: str | Path, cfg: CurateConfig = CurateConfig(), detect
 
 
 def _run(a: argparse.Namespace) -> None:
-    cfg = CurateConfig(min_duration=a.min_duration, max_duration=a.max_duration, window=a.window,
-                       silence_db=a.silence_db, static_threshold=a.static_threshold, music=a.music)
+    cfg = CurateConfig(
+        min_duration=a.min_duration,
+        max_duration=a.max_duration,
+        window=a.window,
+        silence_db=a.silence_db,
+        static_threshold=a.static_threshold,
+        music=a.music,
+    )
     sep = get_separator(a.separator) if a.music else None
     counts = curate(a.input, a.out, cfg, separator=sep, progress=not a.quiet)
     print(json.dumps({"config": asdict(cfg), "counts": counts}))
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("curate", help="stage-1 curation: filter media and cut 10 s windows",
-                       description=__doc__.split("\n\n")[0] + " Report: OUT/report.jsonl.")
+    p = sub.add_parser(
+        "curate",
+        help="stage-1 curation: filter media and cut 10 s windows",
+        description=__doc__.split("\n\n")[0] + " Report: OUT/report.jsonl.",
+    )
     p.add_argument("input", help="folder of media files or a .txt list of paths")
     p.add_argument("--out", required=True)
     p.add_argument("--min-duration", type=float, default=5.0)

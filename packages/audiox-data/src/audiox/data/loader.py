@@ -43,8 +43,17 @@ SFX_TASKS = ("t2a", "v2a", "tv2a", "i2a", "inpaint")
 MUSIC_TASKS = ("t2m", "v2m", "tv2m", "complete")
 TEXT_TASKS = {"t2a", "t2m", "tv2a", "tv2m"}
 VIDEO_TASKS = {"v2a", "tv2a", "v2m", "tv2m", "i2a"}
-DEFAULT_TASK_WEIGHTS = {"t2a": 2.0, "t2m": 2.0, "v2a": 1.0, "v2m": 1.0, "tv2a": 1.0, "tv2m": 1.0, "i2a": 0.5,
-                        "inpaint": 0.5, "complete": 0.5}
+DEFAULT_TASK_WEIGHTS = {
+    "t2a": 2.0,
+    "t2m": 2.0,
+    "v2a": 1.0,
+    "v2m": 1.0,
+    "tv2a": 1.0,
+    "tv2m": 1.0,
+    "i2a": 0.5,
+    "inpaint": 0.5,
+    "complete": 0.5,
+}
 
 
 @dataclass
@@ -135,8 +144,9 @@ class ShardLoader:
             x = np.repeat(x.mean(0, keepdims=True), self.channels, 0)
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).clamp(-1, 1)
 
-    def _frames(self, frames: np.ndarray, src_fps: float, t0: float, fps: float, n: int, size: int,
-                still: float | None) -> torch.Tensor:
+    def _frames(
+        self, frames: np.ndarray, src_fps: float, t0: float, fps: float, n: int, size: int, still: float | None
+    ) -> torch.Tensor:
         times = np.full(n, still) if still is not None else t0 + np.arange(n) / fps
         idx = np.clip(np.round(times * src_fps).astype(int), 0, len(frames) - 1)
         x = torch.from_numpy(frames[idx]).permute(0, 3, 1, 2).float() / 255  # (F, 3, H, W)
@@ -152,9 +162,13 @@ class ShardLoader:
         rng = np.random.default_rng([self.cfg.seed, epoch, zlib.crc32(key.encode())])
         music = ann.get("kind") == "music" or "genre" in ann
         has_video, has_prompt = "mp4" in raw, "prompt.flac" in raw
-        allowed = [t for t in (MUSIC_TASKS if music else SFX_TASKS)
-                   if self.cfg.task_weights.get(t, 0) > 0 and (t not in VIDEO_TASKS or has_video)
-                   and (t != "complete" or has_prompt)]
+        allowed = [
+            t
+            for t in (MUSIC_TASKS if music else SFX_TASKS)
+            if self.cfg.task_weights.get(t, 0) > 0
+            and (t not in VIDEO_TASKS or has_video)
+            and (t != "complete" or has_prompt)
+        ]
         if not allowed:
             raise ValueError("no enabled task fits this sample")
         w = np.array([self.cfg.task_weights[t] for t in allowed])
@@ -218,10 +232,21 @@ class ShardLoader:
         for b, it in enumerate(items):
             if it.mask is not None:
                 mask[b] = it.mask
-        inputs = ConditionInputs(text=[it.text for it in items], task=[it.task for it in items], video=video,
-                                 sync_video=sync, video_present=vp, audio=prompt, audio_present=ap)
-        return TrainBatch(audio=torch.stack([it.audio for it in items]), inputs=inputs,
-                          keys=[it.key for it in items], inpaint_mask=mask)
+        inputs = ConditionInputs(
+            text=[it.text for it in items],
+            task=[it.task for it in items],
+            video=video,
+            sync_video=sync,
+            video_present=vp,
+            audio=prompt,
+            audio_present=ap,
+        )
+        return TrainBatch(
+            audio=torch.stack([it.audio for it in items]),
+            inputs=inputs,
+            keys=[it.key for it in items],
+            inpaint_mask=mask,
+        )
 
     def _try_item(self, raw: dict, epoch: int) -> _Item | Exception:
         try:
@@ -279,5 +304,6 @@ class ShardLoader:
                 produced = True
                 yield batch
             if not produced:
-                raise RuntimeError(f"an epoch of {len(self.urls)} shards produced no batch "
-                                   f"(skipped {self.stats['skipped']} samples)")
+                raise RuntimeError(
+                    f"an epoch of {len(self.urls)} shards produced no batch (skipped {self.stats['skipped']} samples)"
+                )

@@ -85,7 +85,7 @@ def validate_audio_annotation(d: Any) -> dict[str, Any]:
     for entry in sed:
         if not isinstance(entry, dict) or len(entry) != 1:
             raise SchemaError(f"each SED entry maps one timestamp to a description, got {entry!r}")
-        (span, text), = entry.items()
+        ((span, text),) = entry.items()
         parse_span(span)
         if not isinstance(text, str) or not text.strip():
             raise SchemaError(f"SED {span!r}: description must be a non-empty string")

@@ -1,4 +1,5 @@
-"""Writing the synthetic world to WebDataset tar shards (the layout ``webdataset.TarWriter`` writes): shard by shard, in parallel processes,
+"""Writing the synthetic world to WebDataset tar shards (the layout ``webdataset.TarWriter`` writes):
+shard by shard, in parallel processes,
 atomically (temp name, then ``os.replace``), idempotent and resumable after a kill.
 
 Shard ``j`` holds clips ``[j*K, (j+1)*K)`` of the training stream, so a shard's content depends only on
@@ -46,8 +47,11 @@ def clip_sample(seed: int, index: int, cfg: SynthConfig) -> dict:
     """The WebDataset sample (key -> bytes) of training clip ``index``."""
     clip = render_clip(sample_clip_spec(seed, index, cfg), cfg)
     ann = dict(clip.annotation, spec=spec_to_dict(clip.spec))
-    sample = {"__key__": clip.spec.key, "flac": encode_flac(clip.audio, cfg.sample_rate),
-              "json": json.dumps(ann, sort_keys=True).encode()}
+    sample = {
+        "__key__": clip.spec.key,
+        "flac": encode_flac(clip.audio, cfg.sample_rate),
+        "json": json.dumps(ann, sort_keys=True).encode(),
+    }
     if clip.frames is not None:
         sample["mp4"] = encode_mp4(clip.frames, cfg.fps)
     if clip.prompt_audio is not None:
@@ -89,9 +93,16 @@ def _job(args: tuple) -> tuple[int, int]:
     return write_shard(*args)
 
 
-def synth_shards(out: str | Path, clips: int, seed: int, shard_size: int = 100, workers: int = 1,
-                 cfg: SynthConfig = SynthConfig(), prompts: dict[str, int] | None = None,
-                 progress: bool = True) -> dict:
+def synth_shards(
+    out: str | Path,
+    clips: int,
+    seed: int,
+    shard_size: int = 100,
+    workers: int = 1,
+    cfg: SynthConfig = SynthConfig(),
+    prompts: dict[str, int] | None = None,
+    progress: bool = True,
+) -> dict:
     """Render ``clips`` training clips into ``out`` plus the held-out prompt files; resumable.
 
     ``prompts``: sizes of the evaluation sets (``{"t2a_bench": 2000, "v2a": 200, "t2m": 200}`` by default).
@@ -110,8 +121,11 @@ def synth_shards(out: str | Path, clips: int, seed: int, shard_size: int = 100, 
     for stale in out.glob(".*.tmp.*"):  # leftovers of a killed run
         stale.unlink()
     n_shards = (clips + shard_size - 1) // shard_size
-    jobs = [(out, j, j * shard_size, min(clips, (j + 1) * shard_size), seed, cfg) for j in range(n_shards)
-            if not (out / _shard_name(j)).exists()]
+    jobs = [
+        (out, j, j * shard_size, min(clips, (j + 1) * shard_size), seed, cfg)
+        for j in range(n_shards)
+        if not (out / _shard_name(j)).exists()
+    ]
     bar = tqdm(total=n_shards, initial=n_shards - len(jobs), desc="shards", unit="shard", disable=not progress)
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:

@@ -51,9 +51,14 @@ def dataset_stats(source: str | Path) -> dict:
             for name, count in ann.get("category", {}).items():
                 categories[name] += 1
             tasks[ann.get("time_relation") == "interleave" and "interleave" or "ordered"] += 1
-    return {"clips": sum(kinds.values()), "kinds": dict(kinds), "genre": dict(genres.most_common()),
-            "instrument": dict(instruments.most_common()), "category": dict(categories.most_common()),
-            "time_relation": dict(tasks)}
+    return {
+        "clips": sum(kinds.values()),
+        "kinds": dict(kinds),
+        "genre": dict(genres.most_common()),
+        "instrument": dict(instruments.most_common()),
+        "category": dict(categories.most_common()),
+        "time_relation": dict(tasks),
+    }
 
 
 def plot_counts(counts: dict[str, int], title: str, path: Path, log: bool = False) -> None:
@@ -90,8 +95,7 @@ def _run(a: argparse.Namespace) -> None:
 
 
 def add_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("stats", help="print counts; write genre / instrument / category PNGs",
-                       description=__doc__)
+    p = sub.add_parser("stats", help="print counts; write genre / instrument / category PNGs", description=__doc__)
     p.add_argument("source", help="shard folder, a shard, or an annotation JSONL")
     p.add_argument("--plots", default="stats", help="folder for the PNGs")
     p.set_defaults(func=_run)

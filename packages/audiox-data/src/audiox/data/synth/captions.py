@@ -23,8 +23,18 @@ __all__ = [
 ]
 
 NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
-_PLURAL = {"beep": "beeps", "chirp": "chirps", "siren": "siren wails", "click": "clicks", "knock": "knocks",
-           "whoosh": "whooshes", "bell": "bell rings", "buzz": "buzzes", "clap": "claps", "whistle": "whistles"}
+_PLURAL = {
+    "beep": "beeps",
+    "chirp": "chirps",
+    "siren": "siren wails",
+    "click": "clicks",
+    "knock": "knocks",
+    "whoosh": "whooshes",
+    "bell": "bell rings",
+    "buzz": "buzzes",
+    "clap": "claps",
+    "whistle": "whistles",
+}
 _TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times", 5: "five times", 6: "six times"}
 
 
@@ -81,8 +91,16 @@ def audio_captions(
     for ev in events:
         noun = phrase(ev["name"], 1, rng)
         on, off = ev["onset"], ev["offset"]
-        parts.append(_pick(rng, [f"{noun} from {on:.1f} to {off:.1f} seconds", f"{noun} at {on:.1f}-{off:.1f} s",
-                                 f"{noun} between {on:.1f} s and {off:.1f} s"]))
+        parts.append(
+            _pick(
+                rng,
+                [
+                    f"{noun} from {on:.1f} to {off:.1f} seconds",
+                    f"{noun} at {on:.1f}-{off:.1f} s",
+                    f"{noun} between {on:.1f} s and {off:.1f} s",
+                ],
+            )
+        )
     sed = [_cap(_join(parts)) + ".", _pick(rng, ["Timeline: ", "Events: "]) + "; ".join(parts) + "."]
     if relation == "interleave":
         names = _join([phrase(n, None, rng) for n in category])

@@ -163,17 +163,47 @@ def whistle(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
 
 
 _CATS = [
-    EventCategory("beep", ("a beep", "an electronic beep", "a short beep"), False, (0.25, 0.35), "square", (255, 255, 255), beep),
-    EventCategory("chirp", ("a chirp", "a bird-like chirp", "a rising chirp"), False, (0.3, 0.45), "triangle", (255, 220, 0), chirp),
-    EventCategory("siren", ("a siren", "a wailing siren", "a siren wail"), False, (1.6, 2.2), "bar_h", (255, 0, 0), siren),
+    EventCategory(
+        "beep", ("a beep", "an electronic beep", "a short beep"), False, (0.25, 0.35), "square", (255, 255, 255), beep
+    ),
+    EventCategory(
+        "chirp",
+        ("a chirp", "a bird-like chirp", "a rising chirp"),
+        False,
+        (0.3, 0.45),
+        "triangle",
+        (255, 220, 0),
+        chirp,
+    ),
+    EventCategory(
+        "siren", ("a siren", "a wailing siren", "a siren wail"), False, (1.6, 2.2), "bar_h", (255, 0, 0), siren
+    ),
     EventCategory("click", ("a click", "a sharp click", "a tick"), False, (0.04, 0.06), "dot", (0, 255, 255), click),
-    EventCategory("knock", ("a knock", "a knock on wood", "a dull knock"), False, (0.12, 0.18), "square_outline", (150, 90, 40), knock),
-    EventCategory("whoosh", ("a whoosh", "a swoosh", "a rushing whoosh"), False, (0.6, 0.9), "bar_v", (120, 120, 255), whoosh),
-    EventCategory("bell", ("a bell", "a bell ring", "a ringing bell"), False, (1.0, 1.4), "circle", (255, 200, 80), bell),
+    EventCategory(
+        "knock",
+        ("a knock", "a knock on wood", "a dull knock"),
+        False,
+        (0.12, 0.18),
+        "square_outline",
+        (150, 90, 40),
+        knock,
+    ),
+    EventCategory(
+        "whoosh", ("a whoosh", "a swoosh", "a rushing whoosh"), False, (0.6, 0.9), "bar_v", (120, 120, 255), whoosh
+    ),
+    EventCategory(
+        "bell", ("a bell", "a bell ring", "a ringing bell"), False, (1.0, 1.4), "circle", (255, 200, 80), bell
+    ),
     EventCategory("buzz", ("a buzz", "a buzzer", "an electric buzz"), False, (0.5, 0.7), "cross", (255, 0, 255), buzz),
-    EventCategory("clap", ("a clap", "a hand clap", "a single clap"), False, (0.08, 0.12), "diamond", (255, 140, 0), clap),
-    EventCategory("whistle", ("a whistle", "a shrill whistle", "a whistle blow"), False, (0.5, 0.8), "ring", (0, 255, 0), whistle),
-    EventCategory("hum", ("a hum", "an electrical hum", "a low mains hum"), True, (2.0, 6.0), "stripes", (80, 80, 80), hum),
+    EventCategory(
+        "clap", ("a clap", "a hand clap", "a single clap"), False, (0.08, 0.12), "diamond", (255, 140, 0), clap
+    ),
+    EventCategory(
+        "whistle", ("a whistle", "a shrill whistle", "a whistle blow"), False, (0.5, 0.8), "ring", (0, 255, 0), whistle
+    ),
+    EventCategory(
+        "hum", ("a hum", "an electrical hum", "a low mains hum"), True, (2.0, 6.0), "stripes", (80, 80, 80), hum
+    ),
     EventCategory("rain", ("rain", "falling rain", "steady rain"), True, (3.0, 8.0), "rain", (0, 90, 255), rain),
     EventCategory("wind", ("wind", "blowing wind", "gusting wind"), True, (3.0, 8.0), "wave", (200, 200, 160), wind),
 ]

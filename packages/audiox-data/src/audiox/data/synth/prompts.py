@@ -78,6 +78,7 @@ def _t2a_record(seed: int, i: int, cfg: SynthConfig) -> dict:
         rec["category"] = ", ".join(names)
         rec["prompt"] = _open(rng) + rng.choice(["a scene containing ", "audio with ", "a mix of "]) + _and(items) + "."
     elif kind == "category+count":
+
         def fits_for(k: int) -> list[str]:
             return [n for n in COUNTABLE if k * EVENTS[n].duration[1] + (k + 1) * MIN_GAP <= dur]
 
@@ -117,9 +118,13 @@ def _t2a_record(seed: int, i: int, cfg: SynthConfig) -> dict:
         events = [Event(name, start, end, *_pos(rng))]
         rec["category"] = name
         rec["timestamp"] = {name: {"start": start, "end": end}}
-        rec["prompt"] = (_open(rng) + phrase(name, None, rng) + f" lasting from {start:.1f} seconds until {end:.1f} seconds,"
-                         " silence otherwise.")
-    rec["spec"] = spec_to_dict(ClipSpec(key=rec["id"], seed=int(rng.integers(2**31)), events=tuple(events), scenario=kind))
+        rec["prompt"] = (
+            _open(rng) + phrase(name, None, rng) + f" lasting from {start:.1f} seconds until {end:.1f} seconds,"
+            " silence otherwise."
+        )
+    rec["spec"] = spec_to_dict(
+        ClipSpec(key=rec["id"], seed=int(rng.integers(2**31)), events=tuple(events), scenario=kind)
+    )
     return rec
 
 
@@ -140,9 +145,17 @@ def make_v2a_prompts(seed: int, n: int = 200, cfg: SynthConfig = SynthConfig()) 
         spec = sample_clip_spec(seed, i, sfx, stream=EVAL_V2A)
         spec = replace(spec, key=f"V2A_{i:05d}")
         ann = annotate_spec(spec, sfx)
-        out.append({"id": spec.key, "type": "v2a", "category": ", ".join(ann["category"]),
-                    "count": {k: v for k, v in ann["category"].items() if v is not None} or None,
-                    "time_relation": ann["time_relation"], "SED": ann["SED"], "spec": spec_to_dict(spec)})
+        out.append(
+            {
+                "id": spec.key,
+                "type": "v2a",
+                "category": ", ".join(ann["category"]),
+                "count": {k: v for k, v in ann["category"].items() if v is not None} or None,
+                "time_relation": ann["time_relation"],
+                "SED": ann["SED"],
+                "spec": spec_to_dict(spec),
+            }
+        )
     return out
 
 
@@ -152,18 +165,33 @@ def make_t2m_prompts(seed: int, n: int = 200, cfg: SynthConfig = SynthConfig()) 
         rng = np.random.default_rng([seed, EVAL_T2M, i])
         m = sample_music_spec(rng)
         lab = music_labels(m)
-        prompt = (_open(rng) + f"{lab['mood'].split(', ')[0]} {lab['genre']} music for {m.instrument}, "
-                  f"{m.mode} key, around {m.bpm} beats per minute.")
+        prompt = (
+            _open(rng) + f"{lab['mood'].split(', ')[0]} {lab['genre']} music for {m.instrument}, "
+            f"{m.mode} key, around {m.bpm} beats per minute."
+        )
         spec = ClipSpec(key=f"T2M_{i:05d}", seed=int(rng.integers(2**31)), music=m, scenario="music")
-        out.append({"id": spec.key, "type": "t2m", "prompt": prompt, **lab, "bpm": m.bpm, "mode": m.mode,
-                    "spec": spec_to_dict(spec)})
+        out.append(
+            {
+                "id": spec.key,
+                "type": "t2m",
+                "prompt": prompt,
+                **lab,
+                "bpm": m.bpm,
+                "mode": m.mode,
+                "spec": spec_to_dict(spec),
+            }
+        )
     return out
 
 
-def make_prompt_sets(seed: int, cfg: SynthConfig = SynthConfig(), n_t2a: int = 2000, n_v2a: int = 200,
-                     n_t2m: int = 200) -> dict[str, list[dict]]:
-    return {"t2a_bench": make_t2a_bench(seed, n_t2a, cfg), "v2a": make_v2a_prompts(seed, n_v2a, cfg),
-            "t2m": make_t2m_prompts(seed, n_t2m, cfg)}
+def make_prompt_sets(
+    seed: int, cfg: SynthConfig = SynthConfig(), n_t2a: int = 2000, n_v2a: int = 200, n_t2m: int = 200
+) -> dict[str, list[dict]]:
+    return {
+        "t2a_bench": make_t2a_bench(seed, n_t2a, cfg),
+        "v2a": make_v2a_prompts(seed, n_v2a, cfg),
+        "t2m": make_t2m_prompts(seed, n_t2m, cfg),
+    }
 
 
 def clip_for_prompt(record: dict, cfg: SynthConfig = SynthConfig()) -> RenderedClip:

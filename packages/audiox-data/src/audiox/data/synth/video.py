@@ -46,8 +46,9 @@ def shape_mask(shape: str, size: int) -> np.ndarray:
     return masks[shape]
 
 
-def _draw(frame: np.ndarray, shape: str, colour: tuple[int, int, int], x: float, y: float, size: int,
-          gain: float = 1.0) -> None:
+def _draw(
+    frame: np.ndarray, shape: str, colour: tuple[int, int, int], x: float, y: float, size: int, gain: float = 1.0
+) -> None:
     h, w, _ = frame.shape
     m = shape_mask(shape, size)
     top = int(round(y * h - size / 2))
@@ -67,7 +68,9 @@ def render_frames(spec: ClipSpec, audio: np.ndarray, cfg: SynthConfig) -> np.nda
     if spec.music is not None:
         _, shape, colour, _ = INSTRUMENTS[spec.music.instrument]
         hop = cfg.sample_rate / cfg.fps
-        rms = np.array([np.sqrt(np.mean(audio[int(k * hop) : int((k + 1) * hop)] ** 2) + 1e-12) for k in range(n_frames)])
+        rms = np.array(
+            [np.sqrt(np.mean(audio[int(k * hop) : int((k + 1) * hop)] ** 2) + 1e-12) for k in range(n_frames)]
+        )
         gain = np.clip(rms / (rms.max() + 1e-9), 0.15, 1.0)
         for k in range(n_frames):
             _draw(frames[k], shape, colour, 0.5, 0.5, int(shape_px * (1 + 0.5 * gain[k])) // 1, float(gain[k]))

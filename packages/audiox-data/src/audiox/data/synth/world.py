@@ -133,7 +133,9 @@ def _fit(rng: np.random.Generator, names: list[str], total: float) -> list[Event
 
 
 def _sfx_events(rng: np.random.Generator, total: float) -> tuple[str, list[Event]]:
-    scenario = str(rng.choice(["count", "order", "interleave", "background", "continuous"], p=[0.3, 0.25, 0.15, 0.2, 0.1]))
+    scenario = str(
+        rng.choice(["count", "order", "interleave", "background", "continuous"], p=[0.3, 0.25, 0.15, 0.2, 0.1])
+    )
     if scenario == "count":
         name = str(rng.choice(COUNTABLE))
         return scenario, _fit(rng, [name] * int(rng.integers(1, 6)), total)
@@ -197,9 +199,18 @@ def annotate_spec(spec: ClipSpec, cfg: SynthConfig = SynthConfig()) -> dict:
         labels = music_labels(spec.music)
         caps = music_captions(labels, rng)
         return {
-            "kind": "music", "audio_id": spec.key, "caption": caps["rephrase"][0], **labels, "captions": caps,
-            "meta": {"bpm": spec.music.bpm, "mode": spec.music.mode, "root": spec.music.root,
-                     "prompt_duration": cfg.prompt_duration, "duration": cfg.duration},
+            "kind": "music",
+            "audio_id": spec.key,
+            "caption": caps["rephrase"][0],
+            **labels,
+            "captions": caps,
+            "meta": {
+                "bpm": spec.music.bpm,
+                "mode": spec.music.mode,
+                "root": spec.music.root,
+                "prompt_duration": cfg.prompt_duration,
+                "duration": cfg.duration,
+            },
         }
     events = clip_events(spec)
     category: dict[str, int | None] = {}
@@ -209,8 +220,13 @@ def annotate_spec(spec: ClipSpec, cfg: SynthConfig = SynthConfig()) -> dict:
     sed = [{format_span(e["onset"], e["offset"]): phrase(e["name"], 1, rng)} for e in events]
     caps = audio_captions(category, events, rel, rng)
     return {
-        "kind": "sfx", "audio_id": spec.key, "caption": caps["rephrase"][0], "category": category, "SED": sed,
-        "time_relation": rel, "captions": caps,
+        "kind": "sfx",
+        "audio_id": spec.key,
+        "caption": caps["rephrase"][0],
+        "category": category,
+        "SED": sed,
+        "time_relation": rel,
+        "captions": caps,
         "meta": {"events": events, "scenario": spec.scenario, "duration": cfg.duration},
     }
 
@@ -246,8 +262,13 @@ def spec_to_dict(spec: ClipSpec) -> dict:
 
 def spec_from_dict(d: dict) -> ClipSpec:
     music = MusicSpec(**d["music"]) if d.get("music") else None
-    return ClipSpec(key=d["key"], seed=int(d["seed"]), events=tuple(Event(**e) for e in d.get("events", ())),
-                    music=music, scenario=d.get("scenario", ""))
+    return ClipSpec(
+        key=d["key"],
+        seed=int(d["seed"]),
+        events=tuple(Event(**e) for e in d.get("events", ())),
+        music=music,
+        scenario=d.get("scenario", ""),
+    )
 
 
 _ = INSTRUMENTS  # re-exported through audiox.data.synth
