@@ -13,42 +13,36 @@ Samplers (:mod:`audiox.infer.samplers`): ``EulerSampler`` (teacher, CFG batched,
 :mod:`audiox.infer.media`; the ``audiox`` command in :mod:`audiox.infer.cli`.
 """
 
-from audiox.infer import media
-from audiox.infer.media import MediaError
-from audiox.infer.pipeline import (
-    DEFAULT_MODEL_DIR,
-    AudioXOutput,
-    AudioXPipeline,
-    ForwardCounter,
-    infer_task,
-    parse_spans,
-)
-from audiox.infer.samplers import (
-    SAMPLERS,
-    EulerSampler,
-    GuidedVelocity,
-    HeunSampler,
-    KnownRegion,
-    Sampler,
-    TurboSampler,
-    get_sampler,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "AudioXPipeline",
-    "AudioXOutput",
-    "ForwardCounter",
-    "DEFAULT_MODEL_DIR",
-    "infer_task",
-    "parse_spans",
-    "Sampler",
-    "EulerSampler",
-    "HeunSampler",
-    "TurboSampler",
-    "GuidedVelocity",
-    "KnownRegion",
-    "SAMPLERS",
-    "get_sampler",
-    "media",
-    "MediaError",
-]
+# Names resolve lazily (PEP 562): `audiox --help` and argument errors answer without importing torch.
+_EXPORTS = {
+    "AudioXPipeline": "audiox.infer.pipeline",
+    "AudioXOutput": "audiox.infer.pipeline",
+    "ForwardCounter": "audiox.infer.pipeline",
+    "infer_task": "audiox.infer.pipeline",
+    "parse_spans": "audiox.infer.pipeline",
+    "DEFAULT_MODEL_DIR": "audiox.infer.defaults",
+    "Sampler": "audiox.infer.samplers",
+    "EulerSampler": "audiox.infer.samplers",
+    "HeunSampler": "audiox.infer.samplers",
+    "TurboSampler": "audiox.infer.samplers",
+    "GuidedVelocity": "audiox.infer.samplers",
+    "KnownRegion": "audiox.infer.samplers",
+    "SAMPLERS": "audiox.infer.samplers",
+    "get_sampler": "audiox.infer.samplers",
+    "MediaError": "audiox.infer.media",
+    "LatencyReport": "audiox.infer.latency",
+    "bench_latency": "audiox.infer.latency",
+}
+
+__all__ = [*_EXPORTS, "media"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "media":
+        return importlib.import_module("audiox.infer.media")
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'audiox.infer' has no attribute {name!r}")

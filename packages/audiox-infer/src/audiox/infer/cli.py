@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_path(arg: str | None) -> str:
-    from audiox.infer.pipeline import DEFAULT_MODEL_DIR
+    from audiox.infer import defaults
 
     if arg:
         p = Path(arg).expanduser()
@@ -121,8 +121,9 @@ def _model_path(arg: str | None) -> str:
         if looks_local and not p.is_dir():
             raise CLIError(f"model folder not found: {arg}")
         return arg
-    if (DEFAULT_MODEL_DIR / "config.json").is_file() and (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
-        return str(DEFAULT_MODEL_DIR)
+    d = defaults.DEFAULT_MODEL_DIR
+    if (d / "config.json").is_file() and (d / "model.safetensors").is_file():
+        return str(d)
     raise CLIError("no default model is bundled with this audiox-infer; pass --model PATH")
 
 
@@ -273,6 +274,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         jobs = [Job(prompt=args.prompt, out=args.out or Path("audiox.wav"), video=args.video, image=args.image,
                     audio=args.audio, inpaint=args.inpaint, task=args.task, seed=args.seed, duration=args.duration,
                     steps=args.steps, cfg=args.cfg, mux=args.mux)]
+    model_name = _model_path(args.model)  # cheap checks first: no torch import before them
     seen: set[Path] = set()
     for job in jobs:
         _check_job(job)
@@ -284,7 +286,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
             seen.add(rp)
             if p.exists() and not args.force:
                 raise CLIError(f"{p} exists; pass --force to overwrite")
-    model_name = _model_path(args.model)
     pipe = _load_pipeline(args, model_name)
     if len(jobs) == 1:
         _run_job(pipe, jobs[0], args, model_name)

@@ -286,7 +286,8 @@ def save_audio(path: str | Path, wav: Tensor, sample_rate: int) -> Path:
     fmt = OUTPUT_AUDIO_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise MediaError(f"output must end in .wav or .flac, got {path.name}")
-    data = wav.detach().float().clamp(-1.0, 1.0).cpu().numpy().T  # (S, C)
+    x = wav.detach().double().clamp(-1.0, 1.0).cpu().numpy().T  # (S, C)
+    data = np.round(x * 32767.0).astype(np.int16)  # our own rounding: libsndfile's differs between WAV and FLAC
     with atomic_path(path) as tmp:
         sf.write(str(tmp), data, sample_rate, format=fmt, subtype="PCM_16")
     return path

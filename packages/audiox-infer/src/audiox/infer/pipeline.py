@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from audiox.core import AudioXModel, ConditionInputs
 from audiox.core.config import TASKS
 from audiox.infer import media
+from audiox.infer.defaults import DEFAULT_MODEL_DIR
 from audiox.infer.samplers import GuidedVelocity, KnownRegion, Sampler, TurboSampler, get_sampler
 
 __all__ = ["AudioXPipeline", "AudioXOutput", "ForwardCounter", "infer_task", "parse_spans", "parse_dtype",
@@ -34,8 +35,6 @@ __all__ = ["AudioXPipeline", "AudioXOutput", "ForwardCounter", "infer_task", "pa
 
 log = logging.getLogger("audiox.infer")
 
-#: The model folder the wheel ships (``config.json`` + ``model.safetensors``), used when no model is given.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
 VIDEO_TASKS = ("v2a", "v2m", "tv2a", "tv2m", "i2a")
 AUDIO_TASKS = ("inpaint", "complete")
