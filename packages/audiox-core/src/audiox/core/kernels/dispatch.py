@@ -23,6 +23,7 @@ An explicit ``backend=`` argument wins over the environment variable.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -130,11 +131,16 @@ def time_cuda(fn: Callable[[], object], warmup: int = 2, iters: int = 5) -> floa
     return sorted(times)[len(times) // 2]
 
 
+@functools.lru_cache(maxsize=None)
+def _device_label(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+
+
 def _shape_key(op: str, tensors: list[Tensor | None], extra: tuple = ()) -> str:
     t0 = tensors[0]
     shapes = ";".join("-" if t is None else "x".join(map(str, t.shape)) for t in tensors)
     grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    device = torch.cuda.get_device_name(t0.device) if t0.is_cuda else str(t0.device)
+    device = _device_label(t0.device)
     return f"{op}|{device}|{t0.dtype}|{shapes}|{extra}|grad={grad}"
 
 
