@@ -35,11 +35,10 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-
 from audiox.core import AudioXModel, ConditionInputs, flow, get_config
 from audiox.core.kernels import dispatch
 from audiox.core.kernels.reference import (
@@ -125,7 +124,7 @@ def kernels_mode(mode: str):
 def _try(timer: Timer, fn: Callable[[], object]) -> tuple[float | None, str]:
     try:
         return timer(fn), ""
-    except Exception as e:  # a backend that cannot run this shape shows as n/a with the reason
+    except Exception as e:  # noqa: BLE001 - a backend that cannot run this shape shows as n/a with the reason
         return None, f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"
 
 
@@ -299,7 +298,7 @@ def bench_e2e(model, cfg, device, timer: Timer, student_steps: int, teacher_step
             for who, steps, scale in (("student", student_steps, None), ("teacher", teacher_steps, cfg_scale)):
                 spans: list[list[float]] = []
 
-                def run(steps=steps, scale=scale):
+                def run(steps=steps, scale=scale, spans=spans):
                     clock = StageClock(device)
                     with torch.inference_mode():
                         generate(model, inputs, steps, scale, clock)
@@ -307,7 +306,7 @@ def bench_e2e(model, cfg, device, timer: Timer, student_steps: int, teacher_step
 
                 try:
                     total = timer(run)
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - e.g. a compile mode failing: report it, keep going
                     rows.append(Row("e2e", f"{who} {steps} steps", mode, None, note=f"{type(e).__name__}: {e}"[:90]))
                     continue
                 enc, den, dec = (statistics.median(s[i] for s in spans[timer.warmup:]) for i in range(3))
@@ -441,7 +440,7 @@ def versions() -> str:
 
 
 def report(args, rows: list[Row], name: str, device: torch.device, dtype: torch.dtype, peak: float | None) -> str:
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     peak_text = f"{peak:g} TFLOP/s dense bf16" if peak else "unknown (pass --peak-tflops)"
     command = " ".join(["python scripts/bench_gpu.py", *args.argv])
     gpu_note = ("" if device.type == "cuda" else

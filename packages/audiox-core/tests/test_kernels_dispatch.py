@@ -4,12 +4,16 @@ import json
 
 import pytest
 import torch
-
-from audiox.core.kernels import attention, attention_rope_qknorm, dispatch, gated_residual, modulated_norm
+from audiox.core.kernels import (
+    attention,
+    attention_rope_qknorm,
+    dispatch,
+    gated_residual,
+    modulated_norm,
+)
 from audiox.core.kernels.reference import (
     attention_ref,
     attention_rope_qknorm_ref,
-    gated_residual_ref,
     modulated_norm_ref,
     rope_qknorm_ref,
 )

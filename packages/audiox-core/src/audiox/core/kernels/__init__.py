@@ -27,13 +27,13 @@ from audiox.core.kernels.dispatch import (
 )
 
 __all__ = [
-    "attention",
-    "attention_rope_qknorm",
-    "modulated_norm",
-    "gated_residual",
-    "kernel_mode",
-    "resolve_attention_backend",
     "HAS_TRITON",
     "HAS_XFORMERS",
     "TUNE_TABLE",
+    "attention",
+    "attention_rope_qknorm",
+    "gated_residual",
+    "kernel_mode",
+    "modulated_norm",
+    "resolve_attention_backend",
 ]

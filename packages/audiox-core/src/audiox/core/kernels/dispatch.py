@@ -31,14 +31,13 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from audiox.core.kernels.reference import (
     attention_ref,
     gated_residual_ref,
     modulated_norm_ref,
     rope_qknorm_ref,
 )
+from torch import Tensor
 
 try:  # Triton ships with torch's Linux CUDA wheels; elsewhere it is the optional extra audiox-core[triton]
     import triton  # noqa: F401
@@ -51,7 +50,7 @@ try:  # optional: pip install "audiox-core[xformers]" (GPU-only kernels)
     import xformers.ops as xops
 
     HAS_XFORMERS = True
-except Exception:  # ImportError, or xformers failing to load its CUDA extension
+except Exception:  # noqa: BLE001 - ImportError, or xformers failing to load its CUDA extension
     xops = None
     HAS_XFORMERS = False
 
@@ -131,7 +130,7 @@ def time_cuda(fn: Callable[[], object], warmup: int = 2, iters: int = 5) -> floa
     return sorted(times)[len(times) // 2]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _device_label(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
 
@@ -166,7 +165,7 @@ def _pick(key: str, candidates: dict[str, Callable[..., Tensor]], args: list, fa
 
         try:
             times[name] = time_cuda(run)
-        except Exception:  # a backend that cannot handle this shape is simply not chosen
+        except Exception:  # noqa: BLE001, S112 - a backend that cannot handle this shape is not chosen
             continue
     choice = min(times, key=times.get) if times else fallback
     TUNE_TABLE[key] = choice

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 import torch
 import triton
 import triton.language as tl
-from torch import Tensor
-
 from audiox.core.kernels.reference import rope_qknorm_ref
+from torch import Tensor
 
 _LOG2E = 1.4426950408889634
 
@@ -301,9 +300,9 @@ def _backward(do, q, k, v, o, lse, mask, blocks: AttnBlocks) -> tuple[Tensor, Te
     dk = torch.empty(B, H, Lk, Dh, device=q.device, dtype=k.dtype)
     dv = torch.empty(B, H, Lk, Dh, device=q.device, dtype=v.dtype)
     m, smb = _mask_arg(mask, q)
-    common = dict(HAS_MASK=mask is not None, PRECISION=_precision(q.dtype), UPCAST=interpreting(),
-                  BLOCK_M=blocks.bwd_block_m, BLOCK_N=blocks.bwd_block_n,
-                  BLOCK_D=triton.next_power_of_2(Dh), num_warps=blocks.bwd_num_warps)
+    common = {"HAS_MASK": mask is not None, "PRECISION": _precision(q.dtype), "UPCAST": interpreting(),
+              "BLOCK_M": blocks.bwd_block_m, "BLOCK_N": blocks.bwd_block_n,
+              "BLOCK_D": triton.next_power_of_2(Dh), "num_warps": blocks.bwd_num_warps}
     strides = (*q.stride(), *k.stride(), *v.stride(), *do.stride(), smb)
     scales = (H, Lq, Lk, Dh, _LOG2E / math.sqrt(Dh), 1.0 / math.sqrt(Dh))
     _attn_bwd_dkdv_kernel[(triton.cdiv(Lk, blocks.bwd_block_n), B * H)](
