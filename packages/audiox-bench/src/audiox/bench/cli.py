@@ -148,8 +148,10 @@ def cmd_judge_validate(args) -> None:
     rows = [{"label": f"ground truth ({t})", "accuracy": {"overall": res["accuracy"][t]}}
             for t in res["accuracy"] if t != "overall"]
     rows.append({"label": "ground truth (all)", "accuracy": {"overall": res["accuracy"]["overall"]}})
-    table = accuracy_table(rows) + (f"\n\nJudging time: {res['judge_seconds']:.1f} s for {res['clips']} clips "
-                                    f"({res['seconds_per_2000_clips']:.0f} s per 2,000 clips, extrapolated linearly).\n")
+    how = "measured" if res["clips"] >= 2000 else "extrapolated linearly"
+    table = accuracy_table(rows) + (f"\n\nJudging time: {res['judge_seconds']:.1f} s wall, {res['judge_cpu_seconds']:.1f} s CPU "
+                                    f"for {res['clips']} clips ({res['seconds_per_2000_clips']:.0f} s wall per 2,000 clips, "
+                                    f"{how}; rendering excluded).\n")
     write_json(args.out / "judgments.json", res.pop("judgments"))
     write_json(args.out / "results.json", res)
     atomic_write_text(args.out / "table.md", table)

@@ -51,15 +51,16 @@ def judge_validate(judge: Judge, records: list[dict], sample_rate: int = 16000, 
     from audiox.data.synth import SynthConfig, render_audio, spec_from_dict
 
     cfg = SynthConfig(sample_rate=sample_rate, video=False)
-    rows, t_judge = [], 0.0
+    rows, t_judge, cpu_judge = [], 0.0, 0.0
     for r in tqdm(records, desc="judge-validate", unit="clip", disable=not progress):
         wav, _ = render_audio(spec_from_dict(r["spec"]), cfg)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = judge(r, wav, cfg.sample_rate)
         t_judge += time.perf_counter() - t0
+        cpu_judge += time.process_time() - c0
         rows.append({"id": r["id"], "type": r["type"], "prediction": res["prediction"]})
     acc = aggregate([x["prediction"] for x in rows], [x["type"] for x in rows])
-    return {"accuracy": acc, "judge_seconds": t_judge, "clips": len(records),
+    return {"accuracy": acc, "judge_seconds": t_judge, "judge_cpu_seconds": cpu_judge, "clips": len(records),
             "seconds_per_2000_clips": t_judge / max(1, len(records)) * 2000, "judgments": rows}
 
 
