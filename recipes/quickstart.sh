@@ -10,10 +10,10 @@ OUT="${1:-runs/quickstart}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 uv run audiox-data synth --out "$OUT/data" --clips 32 --seed 0 --shard-size 16
 # audio-only tasks for the autoencoder (no video to decode)
-uv run audiox-train autoencoder --config debug data.shards="$OUT/data" max_steps=200 optim.lr=2e-3 \
+uv run audiox-train autoencoder --config debug data.shards="$OUT/data" max_steps=150 optim.lr=3e-3 autoencoder.crop_seconds=0.25 \
     data.task_weights='{"t2a": 1.0, "t2m": 1.0}' \
     checkpoint.dir="$OUT/autoencoder" --out "$OUT/autoencoder.safetensors"
-uv run audiox-train --config debug data.shards="$OUT/data" max_steps=200 checkpoint.dir="$OUT/teacher" \
+uv run audiox-train --config debug data.shards="$OUT/data" max_steps=150 checkpoint.dir="$OUT/teacher" \
     model.autoencoder.pretrained="$OUT/autoencoder.safetensors" --out "$OUT/model"
 uv run audiox generate "a bell rings twice" --model "$OUT/model" --steps 25 --cfg 4 --seed 0 \
     --out "$OUT/bell.wav" --force
