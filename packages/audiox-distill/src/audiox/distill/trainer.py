@@ -270,13 +270,7 @@ class DistillTrainer:
         log.info("resumed from %s at step %d", path, self.step)
 
     def maybe_resume(self) -> bool:
-        if not self.cfg.checkpoint.resume:
-            return False
-        latest = self.ckpt.latest()
-        if latest is None:
-            return False
-        self.load_checkpoint(latest)
-        return True
+        return self.ckpt.resume(self.load_checkpoint, self.cfg.checkpoint.resume)
 
     # The loop ----------------------------------------------------------------------------------------
     def fit(self, max_steps: int | None = None) -> list[dict[str, float]]:

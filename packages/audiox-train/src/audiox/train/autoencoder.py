@@ -162,8 +162,7 @@ class AutoencoderTrainer:
 
     def fit(self, max_steps: int | None = None) -> list[float]:
         target = max_steps if max_steps is not None else self.cfg.max_steps
-        if self.cfg.checkpoint.resume and (latest := self.ckpt.latest()) is not None:
-            self.load_checkpoint(latest)
+        self.ckpt.resume(self.load_checkpoint, self.cfg.checkpoint.resume)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=target, initial=self.step, desc="autoencoder", disable=not self.cfg.log.progress)

@@ -139,6 +139,14 @@ class CheckpointManager:
         self._prune()
         return final
 
+    def resume(self, load, enabled: bool = True) -> bool:
+        """Call ``load(path)`` with the newest complete checkpoint, if any (and ``enabled``); True if it did."""
+        latest = self.latest() if enabled else None
+        if latest is None:
+            return False
+        load(latest)
+        return True
+
     def staging_dir(self, step: int) -> Path:
         """A staging folder with a name every rank agrees on (for multi-process checkpoints)."""
         path = self.dir / f".step-{step:08d}.tmp-shared"
