@@ -167,3 +167,18 @@ def test_sigkill_mid_run_resumes_from_last_complete_checkpoint(tmp_path):
     tr.fit(max_steps=step + 2)
     assert tr.step == step + 2
     assert not list(ckpts.glob(".step-*"))  # partial folders cleaned up
+
+
+def test_max_minutes_checkpoints_and_stops_then_resumes(fast_cfg, tmp_path):
+    """A spent wall-clock budget ends the run after the current step with a complete checkpoint; the next
+    invocation resumes from it and reaches max_steps with the losses of an uninterrupted run."""
+    batch = synthetic_batch(fast_cfg.model, 2, with_video=False)
+    fast_cfg.checkpoint.dir = str(tmp_path / "full")
+    full = TeacherTrainer(fast_cfg, FixedBatchSource(batch)).fit(max_steps=3)
+    fast_cfg.checkpoint.dir = str(tmp_path / "budget")
+    fast_cfg.max_minutes = 1e-9
+    first = TeacherTrainer(fast_cfg, FixedBatchSource(batch))
+    assert len(first.fit(max_steps=3)) == 1
+    assert first.ckpt.latest() is not None and first.ckpt.latest().name == "step-00000001"
+    fast_cfg.max_minutes = 0.0
+    assert TeacherTrainer(fast_cfg, FixedBatchSource(batch)).fit(max_steps=3) == full

@@ -87,6 +87,7 @@ class DistillConfig:
     log: LogConfig = field(default_factory=LogConfig)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
     max_steps: int = 1000  # student updates
+    max_minutes: float = 0.0  # wall-clock budget of one invocation (0 = none): checkpoint and stop when spent
     seed: int = 0
     device: str = "auto"
 

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from audiox.core import flow
 from audiox.train import CheckpointManager, EMA, Engine, RunLogger, barrier, export_pretrained, resolve_device
 from audiox.train.checkpoint import capture_rng, flatten_optimizer_state, restore_rng, unflatten_optimizer_state
+from audiox.train.engine import time_up
 
 from audiox.distill.config import DistillConfig
 from audiox.distill.dmd import (
@@ -291,6 +292,10 @@ class DistillTrainer:
             bar.update(1)
             if self.step % cfg.checkpoint.every == 0 or self.step == target:
                 self.save_checkpoint()
+            elif time_up(t0, cfg.max_minutes):
+                log.info("max_minutes=%g spent at step %d: checkpointing and stopping", cfg.max_minutes, self.step)
+                self.save_checkpoint()
+                break
         bar.close()
         self.logger.close()
         return self.history

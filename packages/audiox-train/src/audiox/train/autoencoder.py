@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from audiox.core.autoencoder import AudioAutoencoder
 
 from audiox.train.checkpoint import CheckpointManager, capture_rng, flatten_optimizer_state, restore_rng, unflatten_optimizer_state
 from audiox.train.config import TrainConfig
-from audiox.train.engine import resolve_device
+from audiox.train.engine import resolve_device, time_up
 from audiox.train.losses import MultiResolutionSTFTLoss
 from audiox.train.schedules import build_scheduler
 
@@ -166,6 +167,7 @@ class AutoencoderTrainer:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=target, initial=self.step, desc="autoencoder", disable=not self.cfg.log.progress)
+        t0 = time.perf_counter()
         while self.step < target:
             loss = self.train_step()
             if not math.isfinite(loss):
@@ -174,6 +176,9 @@ class AutoencoderTrainer:
             bar.update(1)
             if self.step % self.cfg.checkpoint.every == 0 or self.step == target:
                 self.save_checkpoint()
+            elif time_up(t0, self.cfg.max_minutes):
+                self.save_checkpoint()
+                break
         bar.close()
         return self.losses
 

@@ -178,11 +178,13 @@ class TrainConfig:
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
     autoencoder: AutoencoderLossConfig = field(default_factory=AutoencoderLossConfig)
     max_steps: int = 1000
+    max_minutes: float = 0.0  # wall-clock budget of one invocation (0 = none): checkpoint and stop when spent
     seed: int = 0
     device: str = "auto"  # "auto" = cuda when available
 
     def __post_init__(self) -> None:
         _check(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
+        _check(self.max_minutes >= 0, f"max_minutes must be >= 0, got {self.max_minutes}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

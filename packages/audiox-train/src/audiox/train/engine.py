@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+import time
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -33,10 +35,27 @@ def world_info() -> tuple[int, int, int]:
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", world_info()[1])
-        return torch.device("cpu")
-    return torch.device(name)
+        name = f"cuda:{world_info()[1]}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere and later; fp32 everywhere else
+    return device
+
+
+def time_up(start: float, max_minutes: float) -> bool:
+    """Whether a run's wall-clock budget (``max_minutes`` since ``start``; 0 = none) is spent.
+
+    Rank 0's clock decides for every process, so all ranks stop after the same step (no collective hangs).
+    """
+    if max_minutes <= 0:
+        return False
+    flag = torch.tensor([float(time.perf_counter() - start >= 60.0 * max_minutes)])
+    if dist.is_available() and dist.is_initialized():
+        if dist.get_backend() == "nccl":
+            flag = flag.cuda()
+        dist.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def barrier() -> None:

@@ -39,7 +39,7 @@ from audiox.train.checkpoint import (
 )
 from audiox.train.config import TrainConfig
 from audiox.train.ema import EMA
-from audiox.train.engine import Engine, barrier, resolve_device
+from audiox.train.engine import Engine, barrier, resolve_device, time_up
 from audiox.train.logging import RunLogger
 from audiox.train.losses import flow_matching_loss
 from audiox.train.sources import BatchSource
@@ -254,6 +254,10 @@ class TeacherTrainer:
                 self.logger.audio(self.step, self.write_samples(batch))
             if self.step % cfg.checkpoint.every == 0 or self.step == target:
                 self.save_checkpoint()
+            elif time_up(t0, cfg.max_minutes):
+                log.info("max_minutes=%g spent at step %d: checkpointing and stopping", cfg.max_minutes, self.step)
+                self.save_checkpoint()
+                break
         bar.close()
         self.logger.close()
         return self.losses
