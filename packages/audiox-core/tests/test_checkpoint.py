@@ -86,3 +86,30 @@ def test_newer_format_refused(saved):
     save_file(tensors, str(path / WEIGHTS_NAME), metadata={"audiox_format_version": "99"})
     with pytest.raises(ValueError, match="newer"):
         AudioXModel.from_pretrained(path)
+
+
+def test_half_precision_storage_loads_back_within_fp16_rounding(saved, tmp_path):
+    from audiox.core.checkpoint import cast_pretrained
+
+    model, path = saved
+    out = cast_pretrained(path, tmp_path / "half", torch.float16)
+    stored = load_file(str(out / WEIGHTS_NAME))
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
+    assert (out / WEIGHTS_NAME).stat().st_size < 0.6 * (path / WEIGHTS_NAME).stat().st_size
+    loaded = AudioXModel.from_pretrained(out)
+    a, b = model.state_dict(), loaded.state_dict()
+    assert all(b[k].dtype == a[k].dtype for k in a)  # the model computes in its own type
+    assert all(torch.equal(b[k], a[k].half().to(a[k].dtype)) for k in a)  # exactly the fp16 rounding
+
+
+def test_half_precision_refuses_overflow(saved, tmp_path):
+    from audiox.core.checkpoint import cast_pretrained
+
+    model, path = saved
+    sd = load_file(str(path / WEIGHTS_NAME))
+    key = next(k for k in sd if k.startswith("dit."))
+    sd[key] = sd[key] * 0 + 1e6  # beyond fp16's 65504
+    save_file(sd, str(path / WEIGHTS_NAME), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="does not fit"):
+        cast_pretrained(path, tmp_path / "half", torch.float16)
+    assert not (tmp_path / "half").exists()

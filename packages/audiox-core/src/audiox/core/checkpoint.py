@@ -27,7 +27,7 @@ from audiox.core.config import FORMAT_VERSION, AudioXConfig
 if TYPE_CHECKING:
     from audiox.core.model import AudioXModel
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "save_pretrained", "from_pretrained", "resolve_model_path", "atomic_dir"]
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "save_pretrained", "cast_pretrained", "from_pretrained", "resolve_model_path", "atomic_dir"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -67,17 +67,33 @@ def _config_for_saving(config: AudioXConfig) -> AudioXConfig:
     return cfg
 
 
-def save_pretrained(model: AudioXModel, path: str | Path, *, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+def save_pretrained(
+    model: AudioXModel, path: str | Path, *, state_dict: dict[str, torch.Tensor] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
     """Write ``config.json`` and ``model.safetensors`` to ``path`` atomically. ``state_dict`` overrides the
-    model's own weights (e.g. EMA weights at export)."""
+    model's own weights (e.g. EMA weights at export); ``dtype`` stores floating-point tensors in that type
+    (``torch.float16`` halves a shipped model; ``from_pretrained`` casts back to the model's type)."""
     path = Path(path)
     sd = model.state_dict() if state_dict is None else state_dict
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     cfg = _config_for_saving(model.config)
     with atomic_dir(path) as tmp:
         (tmp / CONFIG_NAME).write_text(cfg.to_json() + "\n")
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "audiox_format_version": str(FORMAT_VERSION)})
     return path
+
+
+def cast_pretrained(src: str | Path, dst: str | Path, dtype: torch.dtype) -> Path:
+    """Rewrite a model folder with its floating-point weights stored as ``dtype`` (atomically, ``dst`` may be
+    ``src``). Refuses a cast that overflows: every weight must stay finite."""
+    model = from_pretrained(src)
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor.to(dtype)).all():
+            raise ValueError(f"{name} does not fit in {dtype}: casting it gives inf/nan")
+    return save_pretrained(model, dst, dtype=dtype)
 
 
 def resolve_model_path(path_or_id: str | Path) -> Path:
