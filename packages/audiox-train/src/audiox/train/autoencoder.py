@@ -167,13 +167,16 @@ class AutoencoderTrainer:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=target, initial=self.step, desc="autoencoder", disable=not self.cfg.log.progress)
-        t0 = time.perf_counter()
+        t0, first = time.perf_counter(), self.step
         while self.step < target:
             loss = self.train_step()
             if not math.isfinite(loss):
                 raise FloatingPointError(f"autoencoder loss is {loss} at step {self.step}")
             bar.set_postfix(loss=f"{loss:.4f}")
             bar.update(1)
+            if not self.cfg.log.progress and self.step % self.cfg.log.every == 0:
+                log.info("autoencoder step %d: loss=%.4f (%.2f steps/s)", self.step, loss,
+                         (self.step - first) / max(time.perf_counter() - t0, 1e-9))
             if self.step % self.cfg.checkpoint.every == 0 or self.step == target:
                 self.save_checkpoint()
             elif time_up(t0, self.cfg.max_minutes):

@@ -65,6 +65,8 @@ class RunLogger:
                 self.tb.add_scalar(k, v, step)
         if self.wandb is not None:
             self.wandb.log(values, step=step)
+        if not self.cfg.log.progress:  # no progress bar to show them: a log line
+            log.info("step %d: %s", step, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
 
     def audio(self, step: int, paths: list[Path]) -> None:
         if self.enabled and paths:

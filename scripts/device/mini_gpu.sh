@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run recipes/mini.sh on a lent GPU machine that has no network and its own python3 (torch, triton, transformers,
+# numpy, scipy...): the few missing wheels travel in .whl/, the workspace's sources go on PYTHONPATH, the audiox-*
+# commands become shims. Results come back through $OUT (bundle parts, log). Budget: SECONDS_MAX.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1
+OUTDIR="${OUT:-/tmp/out}"; mkdir -p "$OUTDIR"
+START=$(date +%s)
+[ "${SKIP_WHEELS:-0}" = 1 ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 3
+export PYTHONPATH="/tmp/site:$(ls -d "$PWD"/packages/*/src | paste -sd:)"
+mkdir -p /tmp/bin
+for n in data train distill bench; do printf '#!/bin/sh\nexec python3 -m audiox.%s.cli "$@"\n' "$n" > /tmp/bin/audiox-$n; done
+chmod +x /tmp/bin/*; export PATH="/tmp/bin:$PATH"
+nvidia-smi -L; df -h /dev/shm | tail -1; nproc
+python3 -c "import torch, av, soundfile, webdataset, open_clip, pretty_midi; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" || exit 4
+AUDIOX_KERNELS="${AUDIOX_KERNELS:-reference}" PROGRESS=false RUN= PYTHON=python3 PRECHECK=1 DEVICE="${DEVICE:-cuda}" timeout $(( ${SECONDS_MAX:-540} - 25 )) bash recipes/mini.sh /tmp/run 2>&1 | tee "$OUTDIR/log.txt" | grep -v 'Warning\|warn('
+rc=${PIPESTATUS[0]}
+echo "recipe rc=$rc after $(( $(date +%s) - START ))s"
+[ -d /tmp/run/student-fp16 ] && python3 scripts/device/pack.py pack /tmp/run "$OUTDIR"
+left=$(( ${SECONDS_MAX:-540} - ($(date +%s) - START) ))
+if [ "$left" -gt 40 ]; then  # the fused kernels on a real GPU, as time allows
+    timeout $(( left - 10 )) python3 -m pytest -q -x -p no:cacheprovider packages/audiox-core/tests/test_kernels_triton.py 2>&1 | tail -5 | tee "$OUTDIR/kernels.txt"
+fi
+exit $rc
