@@ -38,6 +38,8 @@ def resolve_device(name: str) -> torch.device:
         name = f"cuda:{world_info()[1]}" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
         torch.set_float32_matmul_precision("high")  # TF32 matmuls on Ampere and later; fp32 everywhere else
     return device
