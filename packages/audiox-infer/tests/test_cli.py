@@ -121,9 +121,12 @@ def test_bad_inputs_one_line_nonzero_no_output(files: dict[str, Path], model_dir
 
 
 def test_no_default_model(monkeypatch, tmp_path: Path, capsys) -> None:
-    monkeypatch.setattr(defaults, "DEFAULT_MODEL_DIR", tmp_path / "default_model")
+    monkeypatch.setattr(defaults, "BUNDLED_MODELS", {"default": tmp_path / "default_model",
+                                                     "default-teacher": tmp_path / "default_model" / "teacher"})
     rc, _, err = run(["generate", "x", "--out", str(tmp_path / "o.wav")], capsys)
     assert rc == 1 and "no default model is bundled" in err and "--model" in err
+    rc, _, err = run(["generate", "x", "--model", "default-teacher", "--out", str(tmp_path / "o.wav")], capsys)
+    assert rc == 1 and "'default-teacher' is not installed" in err
     assert not (tmp_path / "o.wav").exists()
 
 

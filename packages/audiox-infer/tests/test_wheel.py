@@ -52,3 +52,16 @@ def test_wheels_install_alone_and_generate(model_dir: Path, tmp_path: Path) -> N
     import soundfile as sf
 
     assert sf.info(str(out)).frames == 8000
+    # the bundled default (AudioX-Mini Turbo) ships inside the wheel: no --model, no download
+    import zipfile
+
+    infer_whl = next(w for w in wheels if "audiox_infer" in Path(w).name)
+    names = set(zipfile.ZipFile(infer_whl).namelist())
+    for need in ("default_model/config.json", "default_model/model.safetensors", "default_model/MODEL_CARD.md",
+                 "default_model/teacher/config.json", "default_model/teacher/model.safetensors"):
+        assert f"audiox/infer/{need}" in names, need
+    out = tmp_path / "bell.wav"
+    r = subprocess.run([str(venv / "bin" / "audiox"), "generate", "a bell rings twice", "--seed", "0", "--out", str(out)],
+                       capture_output=True, text=True, cwd=tmp_path, env=run_env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sf.info(str(out)).samplerate == 16000 and sf.info(str(out)).frames == 160000

@@ -45,8 +45,9 @@ class CLIError(Exception):
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model folder (config.json + model.safetensors) or hub id; "
-                                   "default: the model bundled with audiox-infer")
+    p.add_argument("--model", help="model folder (config.json + model.safetensors), hub id, or a bundled model: "
+                                   "'default' (AudioX-Mini Turbo, 4 steps; used when --model is omitted) or "
+                                   "'default-teacher' (its 50-step teacher)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: as saved / float32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the denoiser (CUDA graphs on a GPU)")
@@ -115,14 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _model_path(arg: str | None) -> str:
     from audiox.infer import defaults
 
+    if arg in defaults.BUNDLED_MODELS:
+        d = defaults.bundled_model(arg)
+        if d is None:
+            raise CLIError(f"the bundled model {arg!r} is not installed with this audiox-infer; pass --model PATH")
+        return str(d)
     if arg:
         p = Path(arg).expanduser()
         looks_local = p.exists() or arg.startswith((".", "/", "~")) or arg.count("/") != 1
         if looks_local and not p.is_dir():
             raise CLIError(f"model folder not found: {arg}")
         return arg
-    d = defaults.DEFAULT_MODEL_DIR
-    if (d / "config.json").is_file() and (d / "model.safetensors").is_file():
+    d = defaults.bundled_model("default")
+    if d is not None:
         return str(d)
     raise CLIError("no default model is bundled with this audiox-infer; pass --model PATH")
 
