@@ -63,6 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--duration", type=float, default=None)
+    p = sub.add_parser("suite", help="every task family (T2A, V2A, T2M, inpainting, completion) and efficiency "
+                                     "for several models and settings in one run (Tables II/III)")
+    p.add_argument("--out", required=True, type=Path, help="results folder (created)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--model", action="append", required=True, metavar="NAME=PATH",
+                   help="a model: a folder, 'default' / 'default-teacher' (the bundled ones) or a preset name for "
+                        "random weights (plumbing only); repeatable")
+    p.add_argument("--setting", action="append", required=True, metavar="LABEL=MODEL@SAMPLER:STEPS[:CFG]",
+                   help="e.g. teacher-50=teacher@euler:50:6 or student-4=student@turbo:4; repeatable")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default=None)
+    for task, n in (("t2a", 40), ("v2a", 16), ("t2m", 16), ("inpaint", 8), ("complete", 8)):
+        p.add_argument(f"--n-{task}", type=int, default=n, help=f"held-out {task} clips (default {n}; 0 skips)")
+    p.add_argument("--seed", type=int, default=1234, help="held-out prompt seed and generation seed")
+    p.add_argument("--runs", type=int, default=3, help="timed runs per setting")
+    p.add_argument("--warmup", type=int, default=1, help="warm-up runs per setting")
+    p.add_argument("--markdown", type=Path, default=None, help="also write a self-contained page here (docs/results.md)")
     p = sub.add_parser("metrics", help="KL / IS / FD / FAD / CLAP between a reference and a generated folder")
     _add_common(p, model=False)
     p.add_argument("--ref", type=Path, required=True, help="reference WAV folder (ids = file stems)")
@@ -213,6 +230,52 @@ def cmd_metrics(args) -> None:
                      progress=not args.no_progress)
 
 
+def cmd_suite(args) -> None:
+    import torch
+
+    from audiox.bench.io import atomic_write_text, write_json
+    from audiox.bench.suite import parse_suite_setting, run_suite, suite_markdown, suite_tables
+    from audiox.core import PRESETS, AudioXModel, get_config
+    from audiox.infer import AudioXPipeline
+    from audiox.infer.defaults import BUNDLED_MODELS, bundled_model
+
+    for task in ("t2a", "v2a", "t2m", "inpaint", "complete"):
+        if getattr(args, f"n_{task}") < 0:
+            raise CLIError(f"--n-{task} must be >= 0")
+    if args.runs < 1 or args.warmup < 0:
+        raise CLIError("--runs must be >= 1 and --warmup >= 0")
+    pipes, where = {}, {}
+    for spec in args.model:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise CLIError(f"--model {spec!r}: expected NAME=PATH")
+        if path in BUNDLED_MODELS:
+            folder = bundled_model(path)
+            if folder is None:
+                raise CLIError(f"the bundled model {path!r} is not installed")
+            path = str(folder)
+        if Path(path).is_dir():
+            pipes[name] = AudioXPipeline.from_pretrained(path, device=args.device, dtype=args.dtype)
+        elif path in PRESETS:
+            torch.manual_seed(0)
+            pipes[name] = AudioXPipeline(AudioXModel(get_config(path)).to(args.device), name=f"{path} (random weights)")
+        else:
+            raise CLIError(f"--model {spec!r}: {path!r} is neither a model folder nor a preset ({', '.join(PRESETS)})")
+        where[name] = spec.partition("=")[2]
+    settings = [parse_suite_setting(s) for s in args.setting]
+    t0 = time.perf_counter()
+    res = run_suite(pipes, settings, n_t2a=args.n_t2a, n_v2a=args.n_v2a, n_t2m=args.n_t2m, n_inpaint=args.n_inpaint,
+                    n_complete=args.n_complete, seed=args.seed, runs=args.runs, warmup=args.warmup,
+                    progress=not args.no_progress)
+    res["counts"] = {t: getattr(args, f"n_{t}") for t in ("t2a", "v2a", "t2m", "inpaint", "complete")}
+    table = suite_tables(res)
+    write_json(args.out / "results.json", res)
+    atomic_write_text(args.out / "table.md", table + "\n")
+    if args.markdown is not None:
+        atomic_write_text(args.markdown, suite_markdown(res, where, time.perf_counter() - t0))
+    print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
@@ -227,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_efficiency(args)
         elif args.cmd == "metrics":
             cmd_metrics(args)
+        elif args.cmd == "suite":
+            cmd_suite(args)
     except (CLIError, ValueError, FileNotFoundError) as e:
         print(f"audiox-bench: error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,339 @@
+"""``audiox-bench suite``: every task family of the synthetic world, several models and settings, one run.
+
+Like the paper's Tables II/III: each *setting* is ``label=model@sampler:steps[:cfg]`` (e.g.
+``teacher-50=teacher@euler:50:6``, ``student-4=student@turbo:4``), and every setting is measured on the same
+held-out prompts, on the same machine, in the same process:
+
+- **T2A** (T2A-bench, Appendix C): the offline judge's Cat-/Cnt-/Ord-/TS-acc on held-out synthetic-world
+  prompts (``make_t2a_bench``: the EVAL_T2A stream, disjoint from every training corpus).
+- **V2A**: held-out clips (EVAL_V2A stream) rendered with their video, written as MP4 and given to the pipeline
+  as a file (video only, task ``v2a``); the V2A judge reports the share of annotated events found within 0.5 s of
+  their visual onset (presence) and the onset error of those found (median, mean, ms).
+- **T2M**: held-out music prompts (EVAL_T2M stream); tempo within 5 % and instrument accuracy by the T2M judge
+  (mode is not judged: the judge has no mode estimator).
+- **Inpainting**: held-out sound-event clips with one event's span (+-0.25 s) masked; the regenerated span is
+  compared with the ground truth by log-mel L1 (lower is better; the same distance for a silent span is printed
+  as a reference), and the V2A judge's event presence on the whole repaired clip.
+- **Music completion**: the 5 s that precede a held-out music clip as the prompt; the continuation is judged for
+  keeping the tempo and the instrument of the ground truth (T2M judge), plus its log-mel L1 to the ground truth.
+- **Efficiency**: NFE (counted), end-to-end latency (mean +- std over ``runs`` after ``warmup``, batch 1, one clip of
+  the model's duration), RTF, and speed-up against the slowest setting.
+
+Outputs: ``results.json``, ``table.md`` and, with ``markdown=``, a self-contained page (machine, versions,
+command line). Random-weight presets (``--model t=debug``) exercise the plumbing only.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from audiox.bench.judges.av_music import T2MJudge, V2AJudge
+from audiox.bench.judges.offline import OfflineJudge
+from audiox.bench.judges.rules import aggregate
+
+__all__ = ["SuiteSetting", "parse_suite_setting", "log_mel_l1", "run_suite", "suite_markdown"]
+
+_SETTING = re.compile(r"^(?:(?P<label>[^=]+)=)?(?P<model>[^@=]+)@(?P<sampler>[a-z]+)(?::(?P<steps>\d*))?(?::(?P<cfg>[-+0-9.eE]*))?$")
+
+
+@dataclass(frozen=True)
+class SuiteSetting:
+    label: str
+    model: str
+    sampler: str
+    steps: int | None = None
+    guidance_scale: float | None = None
+
+
+def parse_suite_setting(text: str) -> SuiteSetting:
+    """``[label=]model@sampler[:steps[:cfg]]``, e.g. ``teacher-50=teacher@euler:50:6`` or ``student@turbo:4``."""
+    m = _SETTING.match(text.strip())
+    if m is None:
+        raise ValueError(f"bad setting {text!r}: expected [label=]model@sampler[:steps[:cfg]]")
+    steps = int(m["steps"]) if m["steps"] else None
+    try:
+        cfg = float(m["cfg"]) if m["cfg"] else None
+    except ValueError:
+        raise ValueError(f"bad setting {text!r}: cfg must be a number") from None
+    label = m["label"] or f"{m['model']}@{m['sampler']}" + (f":{steps}" if steps else "") + (f":{m['cfg']}" if cfg is not None else "")
+    return SuiteSetting(label, m["model"], m["sampler"], steps, cfg)
+
+
+def log_mel_l1(a: np.ndarray, b: np.ndarray, sample_rate: int, n_mels: int = 64) -> float:
+    """Mean |log10 mel(a) - log10 mel(b)| (1024-point STFT, hop 256, power, floor 1e-5) of two equal-length clips."""
+    from audiox.bench.embeddings.frontend import mel_filterbank, power_spectrogram
+
+    fb = mel_filterbank(sample_rate, 1024, n_mels, 0.0, sample_rate / 2)
+    def mel(x: np.ndarray) -> torch.Tensor:
+        p = power_spectrogram(torch.as_tensor(np.asarray(x, dtype=np.float32))[None], 1024, 256)  # (1, T, F)
+        return torch.log10(torch.clamp(torch.einsum("mf,btf->bmt", fb, p), min=1e-5))
+    return float((mel(a) - mel(b)).abs().mean())
+
+
+def _balanced(records: list[dict], n: int) -> list[dict]:
+    by: dict[str, list[dict]] = {}
+    for r in records:
+        by.setdefault(r["type"], []).append(r)
+    out, i = [], 0
+    while len(out) < n and any(i < len(v) for v in by.values()):
+        for t in sorted(by):
+            if i < len(by[t]) and len(out) < n:
+                out.append(by[t][i])
+        i += 1
+    return out
+
+
+def _wav(res) -> np.ndarray:
+    a = res.audio
+    a = a.detach().float().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, dtype=np.float32)
+    return a.reshape(-1, a.shape[-1]).mean(0)  # mono (S,)
+
+
+def _gen(pipe, s: SuiteSetting, seed: int, **kw) -> np.ndarray:
+    """One clip of the synthetic world's length (10 s), whatever the model's default duration."""
+    kw.setdefault("duration", 10.0)
+    return _wav(pipe(sampler=s.sampler, steps=s.steps, guidance_scale=s.guidance_scale, seed=seed, **kw))
+
+
+def _mean(xs) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return float(np.mean(xs)) if xs else None
+
+
+def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v2a: int = 16, n_t2m: int = 16,
+              n_inpaint: int = 8, n_complete: int = 8, seed: int = 1234, runs: int = 3, warmup: int = 1,
+              references: bool = True, progress: bool = True) -> dict:
+    """Measure every setting on every task (see the module docstring). ``pipes``: model name -> AudioXPipeline."""
+    from audiox.data.media import encode_mp4
+    from audiox.data.synth import SynthConfig, render_audio, render_clip, spec_from_dict
+    from audiox.data.synth.prompts import make_t2a_bench, make_t2m_prompts, make_v2a_prompts
+    from audiox.infer.latency import bench_latency
+
+    for s in settings:
+        if s.model not in pipes:
+            raise ValueError(f"setting {s.label!r} names model {s.model!r}; models: {', '.join(pipes)}")
+    sr_of = {name: p.model.sample_rate for name, p in pipes.items()}
+    if len(set(sr_of.values())) != 1:
+        raise ValueError(f"the models run at different sample rates {sr_of}: compare models of one rate")
+    rate = next(iter(sr_of.values()))
+    t2a = _balanced(make_t2a_bench(seed, max(2000, 4 * n_t2a)), n_t2a) if n_t2a else []
+    v2a = make_v2a_prompts(seed, n_v2a) if n_v2a else []
+    t2m = make_t2m_prompts(seed, n_t2m) if n_t2m else []
+    inp = make_v2a_prompts(seed + 1, n_inpaint) if n_inpaint else []
+    comp = make_t2m_prompts(seed + 1, n_complete) if n_complete else []
+    offline, v2a_judge, t2m_judge = OfflineJudge(), V2AJudge(), T2MJudge()
+    out: dict = {"seed": seed, "settings": [s.__dict__ for s in settings], "results": {}, "references": {}}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # ground truth once, shared by all settings
+        cfg = SynthConfig(sample_rate=rate)  # ground truth at the models' rate; clips of cfg.duration (10 s)
+        audio_cfg = SynthConfig(sample_rate=rate, video=False)
+        videos = []
+        for r in v2a:
+            clip = render_clip(spec_from_dict(r["spec"]), cfg)
+            path = Path(tmp) / f"{r['id']}.mp4"
+            path.write_bytes(encode_mp4(clip.frames, cfg.fps))
+            videos.append(path)
+        inpaint_cases = []
+        for r in inp:
+            wav, _ = render_audio(spec_from_dict(r["spec"]), audio_cfg)
+            ev = sorted(r["spec"]["events"], key=lambda e: e["onset"])[0]
+            a, b = max(0.0, ev["onset"] - 0.25), min(cfg.duration, ev["offset"] + 0.25)
+            inpaint_cases.append((r, wav, (a, b)))
+        completions = [(r, *render_audio(spec_from_dict(r["spec"]), audio_cfg)) for r in comp]
+
+        if references:  # the judges on the truth, and on the truth through the first model's autoencoder
+            ae = next(iter(pipes.values())).model.autoencoder
+
+            @torch.no_grad()
+            def roundtrip(wav: np.ndarray) -> np.ndarray:
+                x = torch.from_numpy(wav).float().to(ae_device(ae))[None, None]
+                y = ae.decode(ae.encode(ae.pad_to_hop(x)))[..., : x.shape[-1]].clamp(-1, 1)
+                return y[0, 0].float().cpu().numpy()
+
+            truth = {r["id"]: render_audio(spec_from_dict(r["spec"]), audio_cfg)[0] for r in t2a + v2a + t2m}
+            for name, fn in (("ground truth", lambda w: w), ("autoencoder round trip", roundtrip)):
+                ref: dict = {}
+                if t2a:
+                    ref["t2a"] = aggregate([offline.judge(r, fn(truth[r["id"]]), rate)["prediction"] for r in t2a],
+                                           [r["type"] for r in t2a])
+                if v2a:
+                    ref["v2a"] = V2AJudge.summary([v2a_judge.judge(r, fn(truth[r["id"]]), rate) for r in v2a])
+                if t2m:
+                    music = [t2m_judge.judge(r, fn(truth[r["id"]]), rate) for r in t2m]
+                    ref["t2m"] = {"tempo_acc": 100 * _mean(m["tempo_acc"] for m in music),
+                                  "instrument_acc": 100 * _mean(m["instrument_acc"] for m in music), "n": len(music)}
+                out["references"][name] = ref
+
+        for s in settings:
+            pipe, sr = pipes[s.model], rate
+            res: dict = {}
+            bar = tqdm(total=len(t2a) + len(v2a) + len(t2m) + len(inpaint_cases) + len(completions), desc=s.label,
+                       unit="clip", disable=not progress)
+            preds = []
+            for i, r in enumerate(t2a):
+                preds.append(offline.judge(r, _gen(pipe, s, seed + i, text=r["prompt"], task="t2a"), sr)["prediction"])
+                bar.update(1)
+            if t2a:
+                res["t2a"] = aggregate(preds, [r["type"] for r in t2a])
+            judged = []
+            for i, (r, path) in enumerate(zip(v2a, videos, strict=True)):
+                judged.append(v2a_judge.judge(r, _gen(pipe, s, seed + i, video=str(path), task="v2a"), sr))
+                bar.update(1)
+            if v2a:
+                res["v2a"] = V2AJudge.summary(judged)
+            music = []
+            for i, r in enumerate(t2m):
+                music.append(t2m_judge.judge(r, _gen(pipe, s, seed + i, text=r["prompt"], task="t2m"), sr))
+                bar.update(1)
+            if t2m:
+                res["t2m"] = {"tempo_acc": 100 * _mean(m["tempo_acc"] for m in music),
+                              "instrument_acc": 100 * _mean(m["instrument_acc"] for m in music), "n": len(music)}
+            l1, l1_silent, present = [], [], []
+            for i, (r, wav, (a, b)) in enumerate(inpaint_cases):
+                prompt = torch.from_numpy(wav)[None]
+                gen = _gen(pipe, s, seed + i, audio=prompt, inpaint_spans=[(a, b)], task="inpaint")
+                lo, hi = int(a * sr), int(b * sr)
+                l1.append(log_mel_l1(gen[lo:hi], wav[lo:hi], sr))
+                l1_silent.append(log_mel_l1(np.zeros(hi - lo, np.float32), wav[lo:hi], sr))
+                present.append(v2a_judge.judge(r, gen, sr)["present"])
+                bar.update(1)
+            if inpaint_cases:
+                res["inpaint"] = {"span_log_mel_l1": _mean(l1), "silent_span_log_mel_l1": _mean(l1_silent),
+                                  "event_presence": 100 * _mean(present), "n": len(l1)}
+            kept, c_l1 = [], []
+            for i, (r, target, prompt) in enumerate(completions):
+                gen = _gen(pipe, s, seed + i, audio=torch.from_numpy(prompt)[None], task="complete")
+                kept.append(t2m_judge.judge(r, gen, sr))
+                c_l1.append(log_mel_l1(gen[: len(target)], target[: len(gen)], sr))
+                bar.update(1)
+            if completions:
+                res["complete"] = {"tempo_kept": 100 * _mean(k["tempo_acc"] for k in kept),
+                                   "instrument_kept": 100 * _mean(k["instrument_acc"] for k in kept),
+                                   "log_mel_l1": _mean(c_l1), "n": len(kept)}
+            bar.close()
+            rep = bench_latency(pipe, sampler=s.sampler, steps=s.steps, guidance_scale=s.guidance_scale, runs=runs,
+                                warmup=warmup, model_name=s.model)
+            res["efficiency"] = {"nfe": rep.nfe, "latency_mean": rep.latency_mean, "latency_std": rep.latency_std,
+                                 "rtf": rep.rtf, "duration": float(pipe.config.duration)}
+            out["results"][s.label] = res
+    slowest = max(r["efficiency"]["latency_mean"] for r in out["results"].values())
+    for r in out["results"].values():
+        r["efficiency"]["speedup_vs_slowest"] = slowest / r["efficiency"]["latency_mean"]
+    return out
+
+
+def ae_device(ae: torch.nn.Module) -> torch.device:
+    return next(ae.parameters()).device
+
+
+def _f(v, nd: int = 1) -> str:
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def suite_tables(res: dict) -> str:
+    rows = res["results"]
+    labels = list(rows)
+    refs = res.get("references", {})
+    parts = []
+    if any("t2a" in rows[k] for k in labels):
+        t = ["| Setting | NFE | Cat-acc | Cnt-acc | Ord-acc | TS-acc |", "|---|---|---|---|---|---|"]
+        for k in labels:
+            o, e = rows[k]["t2a"]["overall"], rows[k]["efficiency"]
+            t.append(f"| {k} | {e['nfe']} | {_f(o['cat_acc'])} | {_f(o['cnt_acc'])} | {_f(o['ord_acc'])} | {_f(o['ts_acc'])} |")
+        for k, ref in refs.items():
+            if "t2a" in ref:
+                o = ref["t2a"]["overall"]
+                t.append(f"| *{k}* | - | {_f(o['cat_acc'])} | {_f(o['cnt_acc'])} | {_f(o['ord_acc'])} | {_f(o['ts_acc'])} |")
+        parts.append("### Text-to-audio (T2A-bench, offline judge, %)\n\n" + "\n".join(t))
+    if any("v2a" in rows[k] for k in labels):
+        t = ["| Setting | events found (%) | onset error median (ms) | onset error mean (ms) |", "|---|---|---|---|"]
+        for k in labels:
+            v = rows[k]["v2a"]
+            t.append(f"| {k} | {_f(None if v['presence'] is None else 100 * v['presence'])} | "
+                     f"{_f(v['onset_error_ms_median'], 0)} | {_f(v['onset_error_ms_mean'], 0)} |")
+        for k, ref in refs.items():
+            if "v2a" in ref:
+                v = ref["v2a"]
+                t.append(f"| *{k}* | {_f(None if v['presence'] is None else 100 * v['presence'])} | "
+                         f"{_f(v['onset_error_ms_median'], 0)} | {_f(v['onset_error_ms_mean'], 0)} |")
+        parts.append("### Video-to-audio (V2A judge)\n\n" + "\n".join(t))
+    if any("t2m" in rows[k] for k in labels):
+        t = ["| Setting | tempo within 5% (%) | instrument (%) |", "|---|---|---|"]
+        for k in labels:
+            m = rows[k]["t2m"]
+            t.append(f"| {k} | {_f(m['tempo_acc'])} | {_f(m['instrument_acc'])} |")
+        for k, ref in refs.items():
+            if "t2m" in ref:
+                t.append(f"| *{k}* | {_f(ref['t2m']['tempo_acc'])} | {_f(ref['t2m']['instrument_acc'])} |")
+        parts.append("### Text-to-music (T2M judge)\n\n" + "\n".join(t))
+    if any("inpaint" in rows[k] or "complete" in rows[k] for k in labels):
+        t = ["| Setting | inpaint: span log-mel L1 (silent span) | inpaint: events found (%) | completion: tempo kept (%) "
+             "| completion: instrument kept (%) | completion: log-mel L1 |", "|---|---|---|---|---|---|"]
+        for k in labels:
+            i, c = rows[k].get("inpaint", {}), rows[k].get("complete", {})
+            t.append(f"| {k} | {_f(i.get('span_log_mel_l1'), 3)} ({_f(i.get('silent_span_log_mel_l1'), 3)}) | "
+                     f"{_f(i.get('event_presence'))} | {_f(c.get('tempo_kept'))} | {_f(c.get('instrument_kept'))} | "
+                     f"{_f(c.get('log_mel_l1'), 3)} |")
+        parts.append("### Audio inpainting and music completion\n\n" + "\n".join(t))
+    t = ["| Setting | NFE | latency (s) | RTF | speed-up vs slowest |", "|---|---|---|---|---|"]
+    for k in labels:
+        e = rows[k]["efficiency"]
+        t.append(f"| {k} | {e['nfe']} | {e['latency_mean']:.3f} ± {e['latency_std']:.3f} | {e['rtf']:.3f} | "
+                 f"{e['speedup_vs_slowest']:.1f}x |")
+    parts.append(f"### Efficiency (batch 1, one {rows[labels[0]]['efficiency']['duration']:.0f} s clip, end to end)\n\n" + "\n".join(t))
+    return "\n\n".join(parts)
+
+
+def _machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}"
+    return f"CPU only ({platform.machine()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def suite_markdown(res: dict, models: dict[str, str], wall_seconds: float, argv: list[str] | None = None) -> str:
+    argv = sys.argv if argv is None else argv
+    n = res.get("counts", {})
+    head = [
+        "# Results: the bundled models on the synthetic world",
+        "",
+        f"Written by `audiox-bench suite` on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, commit "
+        f"`{_commit()}`, in {wall_seconds / 60:.1f} min. Every row was measured in this one run, on the same machine.",
+        "",
+        f"- command: `audiox-bench {' '.join(argv[1:])}`",
+        f"- machine: {_machine()}; torch {torch.__version__}",
+        "- models: " + ", ".join(f"`{k}` = `{v}`" for k, v in models.items()),
+        f"- held-out prompts (seed {res['seed']}): " + ", ".join(f"{k} {v}" for k, v in n.items()),
+        "",
+        "Judges: the deterministic offline judges of audiox-bench (docs/metrics.md). Accuracies in %, higher is",
+        "better; log-mel L1, latency and RTF: lower is better. Rows in *italics* are references, not models: the",
+        "judges on the ground-truth renderings, and on those renderings passed through the first model's",
+        "autoencoder (encode + decode): no generator that decodes with that autoencoder can be expected above it.",
+        "",
+    ]
+    return "\n".join(head) + "\n" + suite_tables(res) + "\n"
+
+
+def wall_clock() -> float:
+    return time.perf_counter()

@@ -1,0 +1,62 @@
+"""audiox-bench suite: settings grammar, the log-mel distance, and one tiny end-to-end run whose reference rows
+prove the judges see real audio (ground truth scores 100 %, random weights do not)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiox.bench.suite import SuiteSetting, log_mel_l1, parse_suite_setting, run_suite, suite_markdown
+
+
+def test_setting_grammar():
+    assert parse_suite_setting("teacher-50=teacher@euler:50:6") == SuiteSetting("teacher-50", "teacher", "euler", 50, 6.0)
+    assert parse_suite_setting("student@turbo:4") == SuiteSetting("student@turbo:4", "student", "turbo", 4, None)
+    assert parse_suite_setting("m@heun") == SuiteSetting("m@heun", "m", "heun", None, None)
+    for bad in ("euler:50:6", "a=b", "t@euler:x", "t@euler:4:y"):
+        with pytest.raises(ValueError, match="bad setting"):
+            parse_suite_setting(bad)
+
+
+def test_log_mel_l1_is_a_distance_on_clips():
+    rng = np.random.default_rng(0)
+    sr = 16000
+    t = np.arange(sr) / sr
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    other = (0.5 * np.sin(2 * np.pi * 1760 * t)).astype(np.float32)
+    noise = (0.1 * rng.standard_normal(sr)).astype(np.float32)
+    assert log_mel_l1(tone, tone, sr) == 0.0
+    assert log_mel_l1(tone, other, sr) == pytest.approx(log_mel_l1(other, tone, sr))
+    assert 0 < log_mel_l1(tone, tone * 0.9, sr) < log_mel_l1(tone, other, sr)  # a gain change is small
+    assert log_mel_l1(tone, noise, sr) > 0.5
+
+
+def test_suite_end_to_end_on_a_random_model():
+    from audiox.core import AudioXModel, get_config
+    from audiox.infer import AudioXPipeline
+
+    torch.manual_seed(0)
+    cfg = get_config("debug", ["autoencoder.sample_rate=16000"])  # the synthetic world's rate: judges are valid
+    pipe = AudioXPipeline(AudioXModel(cfg))
+    settings = [parse_suite_setting("two=m@euler:2:3"), parse_suite_setting("one=m@turbo:1")]
+    res = run_suite({"m": pipe}, settings, n_t2a=4, n_v2a=2, n_t2m=0, n_inpaint=1, n_complete=1, runs=1, warmup=0,
+                    progress=False)
+    gt, rt = res["references"]["ground truth"], res["references"]["autoencoder round trip"]
+    assert gt["t2a"]["overall"]["cat_acc"] == 100.0 and gt["v2a"]["presence"] == 1.0
+    # an untrained autoencoder destroys the events; the suite must see that, not echo the prompt
+    assert rt["t2a"]["overall"]["cat_acc"] < 100.0
+    for label, nfe in (("two", 4), ("one", 1)):
+        r = res["results"][label]
+        assert r["efficiency"]["nfe"] == nfe and r["efficiency"]["latency_mean"] > 0
+        assert r["t2a"]["overall"]["n"] == 4 and "t2m" not in r
+        assert r["inpaint"]["n"] == 1 and r["inpaint"]["span_log_mel_l1"] > 0
+        assert 0 <= r["complete"]["tempo_kept"] <= 100
+    assert max(r["efficiency"]["speedup_vs_slowest"] for r in res["results"].values()) >= 1.0
+    page = suite_markdown(res, {"m": "debug"}, 1.0, argv=["audiox-bench", "suite"])
+    assert "| *ground truth* |" in page and "| two | 4 |" in page
+
+
+def test_unknown_model_in_a_setting_is_an_error():
+    with pytest.raises(ValueError, match="names model 'x'"):
+        run_suite({}, [parse_suite_setting("x@euler:2")], progress=False)
