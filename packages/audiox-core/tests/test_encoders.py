@@ -314,3 +314,16 @@ def test_bfloat16_encoders_accept_float_frames(cfg):
         torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.1)
     emb, _ = TextEncoder(cfg.text).to(torch.bfloat16)(["hi"])
     assert emb.dtype == torch.bfloat16
+
+
+def test_uint8_frames_equal_their_float_scaling(cfg):
+    """Loaders ship frames as uint8 0-255 (4x fewer bytes between processes and to the GPU); both video encoders
+    must see exactly what they see for the same frames as float in [0, 1]."""
+    torch.manual_seed(0)
+    raw = torch.randint(0, 256, (2, 5, 3, 32, 32), dtype=torch.uint8)
+    scaled = raw.float() / 255
+    enc_v, enc_s = VideoEncoder(cfg.video).eval(), SyncEncoder(cfg.sync).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(enc_v(raw), enc_v(scaled), atol=0, rtol=0)
+        torch.testing.assert_close(enc_s(raw), enc_s(scaled), atol=0, rtol=0)
+        assert not torch.equal(enc_v(raw), enc_v(raw.float()))  # a 0-255 float would be a different input

@@ -30,8 +30,8 @@ class ConditionInputs:
 
     text: list[str | None]  # B captions (None -> task sentence)
     task: list[str]  # B task names from audiox.core.config.TASKS
-    video: Tensor | None = None  # (B, F_v, 3, H, W) frames at config.video.fps, [0, 1]
-    sync_video: Tensor | None = None  # (B, F_s, 3, H_s, W_s) frames at config.sync.fps, [0, 1]
+    video: Tensor | None = None  # (B, F_v, 3, H, W) frames at config.video.fps: float in [0, 1] or uint8 0-255
+    sync_video: Tensor | None = None  # (B, F_s, 3, H_s, W_s) frames at config.sync.fps: float [0, 1] or uint8
     video_present: Tensor | None = None  # (B,) bool
     audio: Tensor | None = None  # (B, C_a, S) audio prompt X_a (masked audio for inpainting; preceding clip for completion)
     audio_present: Tensor | None = None  # (B,) bool

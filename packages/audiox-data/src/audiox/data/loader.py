@@ -149,10 +149,12 @@ class ShardLoader:
     ) -> torch.Tensor:
         times = np.full(n, still) if still is not None else t0 + np.arange(n) / fps
         idx = np.clip(np.round(times * src_fps).astype(int), 0, len(frames) - 1)
-        x = torch.from_numpy(frames[idx]).permute(0, 3, 1, 2).float() / 255  # (F, 3, H, W)
+        x = torch.from_numpy(np.ascontiguousarray(frames[idx])).permute(0, 3, 1, 2)  # (F, 3, H, W) uint8
         if x.shape[-1] != size or x.shape[-2] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        return x.clamp(0, 1)
+            x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            x = x.round_().clamp_(0, 255).to(torch.uint8)
+        # uint8 0-255: a quarter of float32's bytes through worker processes and to the GPU; the encoders scale it
+        return x.contiguous()
 
     def _item(self, raw: dict, epoch: int) -> _Item:
         key = raw["__key__"]
@@ -216,8 +218,8 @@ class ShardLoader:
         if any(it.video is not None for it in items):
             ref_v = next(it.video for it in items if it.video is not None)
             ref_s = next(it.sync for it in items if it.sync is not None)
-            video = torch.zeros(B, *ref_v.shape)
-            sync = torch.zeros(B, *ref_s.shape)
+            video = torch.zeros(B, *ref_v.shape, dtype=ref_v.dtype)
+            sync = torch.zeros(B, *ref_s.shape, dtype=ref_s.dtype)
             vp = torch.zeros(B, dtype=torch.bool)
             for b, it in enumerate(items):
                 if it.video is not None:

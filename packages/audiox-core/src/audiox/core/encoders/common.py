@@ -97,3 +97,11 @@ def load_safetensors_strict(module: nn.Module, path: str | Path, what: str, *, p
     meta = any(p.is_meta for p in own.values())
     with torch.no_grad():
         module.load_state_dict(state, strict=True, assign=meta)
+
+
+def unit_float(frames: torch.Tensor) -> torch.Tensor:
+    """Video frames as float32 in [0, 1]: uint8 frames (0-255, what loaders ship: 4x fewer bytes to move between
+    processes and to the GPU) are scaled here, on the frames' device; float frames are taken as already in [0, 1]."""
+    if frames.dtype == torch.uint8:
+        return frames.float().div_(255.0)
+    return frames.float()

@@ -27,7 +27,7 @@ from einops import rearrange
 from torch import nn
 
 from audiox.core.config import SyncEncoderConfig
-from audiox.core.encoders.common import FreezableModule, load_safetensors_strict
+from audiox.core.encoders.common import FreezableModule, load_safetensors_strict, unit_float
 
 __all__ = ["SyncEncoder", "segment_starts"]
 
@@ -135,7 +135,7 @@ class SyncEncoder(FreezableModule):
         if f < 1:
             raise ValueError("sync encoder: got zero frames")
         dtype = self.proj.weight.dtype
-        x = frames.float()  # resize in float32 (no bf16 antialias on CPU), then the model dtype
+        x = unit_float(frames)  # resize in float32 (no bf16 antialias on CPU), then the model dtype
         if x.shape[-2:] != (cfg.image_size, cfg.image_size):
             x = F.interpolate(
                 rearrange(x, "B F C H W -> (B F) C H W"), size=(cfg.image_size, cfg.image_size),

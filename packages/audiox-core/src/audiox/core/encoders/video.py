@@ -21,7 +21,7 @@ from open_clip.model import CLIPVisionCfg, _build_vision_tower  # the builder CL
 from torch import nn
 
 from audiox.core.config import VideoEncoderConfig
-from audiox.core.encoders.common import FreezableModule, load_safetensors_strict
+from audiox.core.encoders.common import FreezableModule, load_safetensors_strict, unit_float
 
 __all__ = ["VideoEncoder", "build_clip_visual"]
 
@@ -103,7 +103,7 @@ class VideoEncoder(FreezableModule):
             raise ValueError(f"video encoder expects frames (B, F, 3, H, W), got {tuple(frames.shape)}")
         b = frames.shape[0]
         dtype = next(self.visual.parameters()).dtype
-        x = rearrange(frames.float(), "B F C H W -> (B F) C H W")  # resize in float32 (no bf16 antialias on CPU)
+        x = rearrange(unit_float(frames), "B F C H W -> (B F) C H W")  # resize in float32 (no bf16 antialias on CPU)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             emb = self.visual(self.preprocess(x).to(dtype))  # ((B F), D_v)
         return rearrange(emb, "(B F) D -> B F D", B=b)
