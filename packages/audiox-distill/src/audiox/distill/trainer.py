@@ -198,7 +198,16 @@ class DistillTrainer:
         if self.disc is not None and cfg.gan.weight > 0:
             t_d = _uniform(b, 0.0, cfg.gan.t_max, self.gen, self.device)
             zhat_td = flow.interpolate(z0_hat, self._noise(z0_hat), t_d)
-            loss_adv = g_hinge_loss(self.disc(zhat_td, t_d, tcond))
+            # Eq. 14 updates the generator only: the head is a constant here (no gradient reaches its weights,
+            # so under ZeRO its gradient hooks fire once, in its own update, never from the student's backward)
+            head = [p for p in self.disc.parameters() if p.requires_grad]
+            for p in head:
+                p.requires_grad_(False)
+            try:
+                loss_adv = g_hinge_loss(self.disc(zhat_td, t_d, tcond))
+            finally:
+                for p in head:
+                    p.requires_grad_(True)
             loss = loss + cfg.gan.weight * loss_adv
             logs["student/adv"] = float(loss_adv.detach())
         logs["student/loss"] = float(loss.detach())
