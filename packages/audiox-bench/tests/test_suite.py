@@ -60,3 +60,38 @@ def test_suite_end_to_end_on_a_random_model():
 def test_unknown_model_in_a_setting_is_an_error():
     with pytest.raises(ValueError, match="names model 'x'"):
         run_suite({}, [parse_suite_setting("x@euler:2")], progress=False)
+
+
+def test_suite_cli_writes_results_tables_plots_and_page(tmp_path):
+    import json
+
+    from audiox.bench.cli import main
+
+    out, page = tmp_path / "suite", tmp_path / "results.md"
+    rc = main(["suite", "--model", "t=debug", "--setting", "t-2=t@euler:2:3", "--setting", "t-1=t@turbo:1",
+               "--n-t2a", "2", "--n-v2a", "1", "--n-t2m", "1", "--n-inpaint", "0", "--n-complete", "0",
+               "--runs", "1", "--warmup", "0", "--out", str(out), "--markdown", str(page), "--no-progress"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["results"]) == {"t-2", "t-1"} and res["counts"]["t2a"] == 2
+    assert res["results"]["t-2"]["efficiency"]["nfe"] == 4 and res["results"]["t-1"]["efficiency"]["nfe"] == 1
+    assert (out / "accuracy_bars.png").stat().st_size > 1000 and (out / "quality_vs_latency.png").stat().st_size > 1000
+    text = page.read_text()
+    assert "### Text-to-audio" in text and "### Efficiency" in text and "`t` = `debug`" in text
+    assert (out / "table.md").read_text().strip() in text
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--model", "t=nowhere", "--setting", "t@euler:2"], "neither a model folder nor a preset"),
+    (["--model", "t=debug", "--setting", "u@euler:2"], "names model 'u'"),
+    (["--model", "t=debug", "--setting", "t@euler:2", "--n-t2a", "-1"], "--n-t2a must be >= 0"),
+    (["--model", "t=debug", "--setting", "euler:2"], "bad setting"),
+])
+def test_suite_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, msg):
+    from audiox.bench.cli import main
+
+    out, page = tmp_path / "suite", tmp_path / "results.md"
+    assert main(["suite", *argv, "--out", str(out), "--markdown", str(page), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1
+    assert not out.exists() and not page.exists()

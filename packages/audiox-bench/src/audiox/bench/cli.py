@@ -234,7 +234,7 @@ def cmd_suite(args) -> None:
     import torch
 
     from audiox.bench.io import atomic_write_text, write_json
-    from audiox.bench.suite import parse_suite_setting, run_suite, suite_markdown, suite_tables
+    from audiox.bench.suite import parse_suite_setting, run_suite, suite_markdown, suite_plots, suite_tables
     from audiox.core import PRESETS, AudioXModel, get_config
     from audiox.infer import AudioXPipeline
     from audiox.infer.defaults import BUNDLED_MODELS, bundled_model
@@ -271,6 +271,7 @@ def cmd_suite(args) -> None:
     table = suite_tables(res)
     write_json(args.out / "results.json", res)
     atomic_write_text(args.out / "table.md", table + "\n")
+    suite_plots(res, args.out)
     if args.markdown is not None:
         atomic_write_text(args.markdown, suite_markdown(res, where, time.perf_counter() - t0))
     print(table)

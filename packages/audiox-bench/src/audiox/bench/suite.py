@@ -44,7 +44,7 @@ from audiox.bench.judges.av_music import T2MJudge, V2AJudge
 from audiox.bench.judges.offline import OfflineJudge
 from audiox.bench.judges.rules import aggregate
 
-__all__ = ["SuiteSetting", "parse_suite_setting", "log_mel_l1", "run_suite", "suite_markdown"]
+__all__ = ["SuiteSetting", "parse_suite_setting", "log_mel_l1", "run_suite", "suite_markdown", "suite_plots"]
 
 _SETTING = re.compile(r"^(?:(?P<label>[^=]+)=)?(?P<model>[^@=]+)@(?P<sampler>[a-z]+)(?::(?P<steps>\d*))?(?::(?P<cfg>[-+0-9.eE]*))?$")
 
@@ -296,6 +296,41 @@ def suite_tables(res: dict) -> str:
                  f"{e['speedup_vs_slowest']:.1f}x |")
     parts.append(f"### Efficiency (batch 1, one {rows[labels[0]]['efficiency']['duration']:.0f} s clip, end to end)\n\n" + "\n".join(t))
     return "\n\n".join(parts)
+
+
+def suite_plots(res: dict, out: Path) -> list[Path]:
+    """``accuracy_bars.png`` (T2A-bench per task type, one bar per setting) and ``quality_vs_latency.png`` (each
+    task's headline accuracy against end-to-end latency, log x: the speed-quality trade-off of Fig. 1c)."""
+    from audiox.bench.report import _plt, _save, plot_accuracy_bars
+
+    rows, written = res["results"], []
+    t2a = [{"label": k, "accuracy": r["t2a"]} for k, r in rows.items() if "t2a" in r]
+    if t2a:
+        plot_accuracy_bars(t2a, out / "accuracy_bars.png")
+        written.append(out / "accuracy_bars.png")
+    series = {
+        "T2A mean acc": lambda r: _mean(v for k, v in r["t2a"]["overall"].items() if k != "n") if "t2a" in r else None,
+        "V2A events found": lambda r: None if r.get("v2a", {}).get("presence") is None else 100 * r["v2a"]["presence"],
+        "T2M tempo acc": lambda r: r.get("t2m", {}).get("tempo_acc"),
+        "T2M instrument acc": lambda r: r.get("t2m", {}).get("instrument_acc"),
+    }
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, get in series.items():
+        pts = [(r["efficiency"]["latency_mean"], get(r), k) for k, r in rows.items() if get(r) is not None]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", label=name)
+            for x, y, k in pts:
+                ax.annotate(k, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per clip (s, log)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=7)
+    ax.set_title("quality vs latency")
+    _save(fig, out / "quality_vs_latency.png")
+    plt.close(fig)
+    return [*written, out / "quality_vs_latency.png"]
 
 
 def _machine() -> str:
