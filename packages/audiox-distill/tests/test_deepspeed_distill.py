@@ -1,24 +1,22 @@
 """Distillation under DeepSpeed ZeRO-2 with two processes on this CPU (gloo), through the audiox-distill CLI, as
 the teacher trainer's DeepSpeed test does: student, fake model and discriminator head each on a ZeRO engine."""
 
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from audiox.core import AudioXModel, get_config
+from audiox.train.testing import deepspeed_cpu_env, deepspeed_cpu_missing
 
 pytest.importorskip("deepspeed")
 
 
 @pytest.mark.slow
 def test_distill_zero2_two_processes_on_cpu(tmp_path):
-    if not shutil.which("g++") or not shutil.which("ninja") and not Path(sys.executable).with_name("ninja").exists():
-        pytest.skip("DeepSpeed's CPU comm op needs g++ and ninja to JIT-compile")
+    if (why := deepspeed_cpu_missing()) is not None:
+        pytest.skip(why)
     torch.manual_seed(0)
     teacher = AudioXModel(get_config("debug"))
     with torch.no_grad():
@@ -26,12 +24,7 @@ def test_distill_zero2_two_processes_on_cpu(tmp_path):
             p.add_(0.02 * torch.randn_like(p))
     teacher.save_pretrained(tmp_path / "teacher")
     run, export = tmp_path / "run", tmp_path / "student"
-    env = {
-        **os.environ,
-        "DS_ACCELERATOR": "cpu",
-        "OMP_NUM_THREADS": "1",
-        "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "audiox-torch-ext-2.14.1")),
-    }
+    env = deepspeed_cpu_env()
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "audiox.distill.cli",
         "--teacher", str(tmp_path / "teacher"), "--config", "debug", "--synthetic", "--run-dir", str(run),

@@ -1,30 +1,22 @@
 """DeepSpeed ZeRO-2 with two processes on this CPU (gloo), launched with torchrun, through the same CLI."""
 
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from audiox.core import AudioXModel
+from audiox.train.testing import deepspeed_cpu_env, deepspeed_cpu_missing
 
 pytest.importorskip("deepspeed")
 
 
 @pytest.mark.slow
 def test_zero2_two_processes_on_cpu(tmp_path):
-    if not shutil.which("g++") or not shutil.which("ninja") and not Path(sys.executable).with_name("ninja").exists():
-        pytest.skip("DeepSpeed's CPU comm op needs g++ and ninja to JIT-compile")
+    if (why := deepspeed_cpu_missing()) is not None:
+        pytest.skip(why)
     run = tmp_path / "run"
-    env = {
-        **os.environ,
-        "DS_ACCELERATOR": "cpu",
-        "OMP_NUM_THREADS": "1",
-        # one extension cache per torch build (a stale lock from another build can hang the JIT)
-        "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "audiox-torch-ext-2.14.1")),
-    }
+    env = deepspeed_cpu_env()
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "audiox.train.cli",
         "--config", "debug", "data.shards=synthetic", "data.batch_size=2", "max_steps=2", "checkpoint.every=2",

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import sys
+from pathlib import Path
 
 import torch
 
@@ -10,7 +14,7 @@ from audiox.core.config import AudioXConfig
 from audiox.core.types import ConditionInputs
 from audiox.data.batch import TrainBatch
 
-__all__ = ["synthetic_batch"]
+__all__ = ["synthetic_batch", "deepspeed_cpu_env", "deepspeed_cpu_missing"]
 
 
 def synthetic_batch(cfg: AudioXConfig, batch_size: int = 4, seed: int = 0, with_video: bool = True,
@@ -29,3 +33,24 @@ def synthetic_batch(cfg: AudioXConfig, batch_size: int = 4, seed: int = 0, with_
         audio=(0.1 * torch.randn(batch_size, cfg.autoencoder.audio_channels, n, generator=g)) if with_audio_prompt else None,
     )
     return TrainBatch(audio=audio, inputs=inputs, keys=[f"tone-{i}" for i in range(batch_size)])
+
+
+def deepspeed_cpu_missing() -> str | None:
+    """Why DeepSpeed cannot run on this CPU (its comm op JIT-compiles with g++ and ninja), or None."""
+    has_ninja = shutil.which("ninja") or Path(sys.executable).with_name("ninja").exists()
+    if not shutil.which("g++") or not has_ninja:
+        return "DeepSpeed's CPU comm op needs g++ and ninja to JIT-compile"
+    return None
+
+
+def deepspeed_cpu_env() -> dict[str, str]:
+    """The environment for a DeepSpeed run on CPU over gloo (one extension cache per torch build: a stale lock
+    from another build can hang the JIT)."""
+    return {
+        **os.environ,
+        "DS_ACCELERATOR": "cpu",
+        "OMP_NUM_THREADS": "1",
+        "TORCH_EXTENSIONS_DIR": os.environ.get(
+            "TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / f"audiox-torch-ext-{torch.__version__.split('+')[0]}")
+        ),
+    }
