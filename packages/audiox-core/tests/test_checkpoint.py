@@ -113,3 +113,18 @@ def test_half_precision_refuses_overflow(saved, tmp_path):
     with pytest.raises(ValueError, match="does not fit"):
         cast_pretrained(path, tmp_path / "half", torch.float16)
     assert not (tmp_path / "half").exists()
+
+
+def test_saved_config_keeps_no_source_checkpoint_paths(tmp_path):
+    """The folder holds every weight: a model built from an autoencoder checkpoint on this machine saves a
+    config without that path, and loads back identical."""
+    torch.manual_seed(0)
+    ae_path = tmp_path / "ae.safetensors"
+    AudioXModel(get_config("debug")).autoencoder.save_weights(ae_path)
+    model = AudioXModel(get_config("debug", [f"autoencoder.pretrained={ae_path}"])).eval()
+    path = model.save_pretrained(tmp_path / "m")
+    saved = json.loads((path / CONFIG_NAME).read_text())
+    assert saved["autoencoder"]["pretrained"] is None and str(tmp_path) not in (path / CONFIG_NAME).read_text()
+    loaded = AudioXModel.from_pretrained(path)
+    a, b = model.state_dict(), loaded.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

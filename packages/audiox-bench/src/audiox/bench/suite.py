@@ -31,7 +31,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -368,7 +367,3 @@ def suite_markdown(res: dict, models: dict[str, str], wall_seconds: float, argv:
         "",
     ]
     return "\n".join(head) + "\n" + suite_tables(res) + "\n"
-
-
-def wall_clock() -> float:
-    return time.perf_counter()

@@ -62,7 +62,8 @@ class atomic_dir:
 
 
 def _config_for_saving(config: AudioXConfig) -> AudioXConfig:
-    cfg = copy.deepcopy(config)
+    # the folder holds every weight: the encoders' source checkpoints (often machine-local paths) are not kept
+    cfg = _without_pretrained_paths(config)
     cfg.format_version = FORMAT_VERSION
     return cfg
 

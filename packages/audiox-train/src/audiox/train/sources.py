@@ -123,7 +123,7 @@ class ParallelLoaderSource:
         self.num_workers, self.prefetch, self.pin_memory = num_workers, prefetch, pin_memory
         self.handed = 0
         self.states: list[dict[str, Any] | None] = [None] * num_workers
-        self._start()
+        self._it: Iterator | None = None  # worker processes start at the first batch (after any resume)
 
     def _start(self) -> None:
         ds = _WorkerShards(self.pattern, self.model, self.kwargs, self.num_workers, list(self.states))
@@ -132,13 +132,15 @@ class ParallelLoaderSource:
             persistent_workers=False, pin_memory=self.pin_memory,
         )
         self._it = iter(self._loader)
-        # the DataLoader always starts at worker 0; our sequence continues at worker (handed % N)
-        self._order = [(self.handed + i) % self.num_workers for i in range(self.num_workers)]
+        # the DataLoader always starts at worker 0; our sequence continues at worker (handed % N): batches of
+        # the workers before it wait in their queues until their turn
         self._pending: list[deque] = [deque() for _ in range(self.num_workers)]
         self._produced = 0  # items taken from the DataLoader (its worker is produced % N)
 
     def next_batch(self) -> TrainBatch:
-        want = (self.handed) % self.num_workers
+        if self._it is None:
+            self._start()
+        want = self.handed % self.num_workers
         while not self._pending[want]:
             w, batch, state = next(self._it)
             if w != self._produced % self.num_workers:  # a DataLoader guarantee; say so if it ever breaks
@@ -161,13 +163,11 @@ class ParallelLoaderSource:
             )
         self.handed = int(state["handed"])
         self.states = list(state["workers"])
-        self._it = None
-        self._loader = None
-        self._start()
+        self._it = self._loader = None  # restart the workers from these positions at the next batch
 
 
 def build_source(data: DataConfig, model: AudioXConfig, *, shards: str | None = None, rank: int = 0,
-                 world_size: int = 1, pin_memory: bool = False) -> LoaderSource | ParallelLoaderSource:
+                 world_size: int = 1) -> LoaderSource | ParallelLoaderSource:
     """The WebDataset loader of ``audiox.data`` over ``data.shards`` (or ``shards``).
 
     ``data.num_workers > 0`` decodes in that many worker processes (:class:`ParallelLoaderSource`); the shards
@@ -183,5 +183,5 @@ def build_source(data: DataConfig, model: AudioXConfig, *, shards: str | None = 
         kwargs["task_weights"] = dict(data.task_weights)
     if data.num_workers > 0:
         LoaderConfig(**kwargs)  # validate here, not in a worker
-        return ParallelLoaderSource(pattern, model, kwargs, data.num_workers, pin_memory=pin_memory)
+        return ParallelLoaderSource(pattern, model, kwargs, data.num_workers)
     return LoaderSource(ShardLoader(pattern, model, LoaderConfig(**kwargs)))
