@@ -104,6 +104,28 @@ def test_snake_activation():
     torch.testing.assert_close(y[0, 1, 0], torch.tensor(0.5 + math.sin(1.0) ** 2 / 2))
 
 
+def test_snake_inference_path_matches_formula_and_keeps_input():
+    torch.manual_seed(0)
+    act = Snake(3)
+    with torch.no_grad():
+        act.log_alpha.copy_(torch.randn(1, 3, 1))
+    x = torch.randn(2, 3, 50)
+    x_copy = x.clone()
+    alpha = act.log_alpha.detach().double().exp()
+    ref = x.double() + torch.sin(alpha * x.double()) ** 2 / (alpha + 1e-9)
+    with torch.inference_mode():
+        y_inf = act(x)  # in-place fast path
+    torch.testing.assert_close(x, x_copy, rtol=0, atol=0)  # the input is untouched
+    y_grad = act(x)  # autograd path (log_alpha requires grad)
+    torch.testing.assert_close(y_inf.double(), ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(y_grad.double(), ref, rtol=1e-6, atol=1e-6)
+    xr = x.double().requires_grad_()
+    act64 = Snake(3).double()
+    with torch.no_grad():
+        act64.log_alpha.copy_(act.log_alpha.double())
+    assert torch.autograd.gradcheck(lambda t: act64(t), (xr[:1, :, :8],))
+
+
 def test_weight_norm_and_strict_loading(cfg, tmp_path):
     torch.manual_seed(5)
     ae = AudioAutoencoder(cfg)

@@ -53,3 +53,41 @@ def test_adversarial_term_trains_the_discriminator(tmp_path):
     before = [p.detach().clone() for p in tr.disc.parameters()]
     tr.train_step()
     assert any(not torch.equal(a, p) for a, p in zip(before, tr.disc.parameters()))
+
+
+def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
+    import pytest
+
+    cfg = _cfg(tmp_path)
+    batch = synthetic_batch(cfg.model, 2, with_video=False)
+    first = AutoencoderTrainer(cfg, FixedBatchSource(batch))
+    first.fit(max_steps=5)
+    path = first.export(tmp_path / "ae0.safetensors")
+
+    with pytest.raises(ValueError, match="model.autoencoder.pretrained"):
+        AutoencoderTrainer(_cfg(tmp_path / "x", "autoencoder.train_encoder=false"), FixedBatchSource(batch))
+
+    cfg2 = _cfg(tmp_path / "ft", "autoencoder.train_encoder=false", f"model.autoencoder.pretrained={path}")
+    tr = AutoencoderTrainer(cfg2, FixedBatchSource(batch))
+    x = tr.crop(batch.audio)
+    enc0 = {k: v.clone() for k, v in tr.ae.encoder.state_dict().items()}
+    dec0 = {k: v.clone() for k, v in tr.ae.decoder.state_dict().items()}
+    with torch.no_grad():
+        z0 = tr.ae.encode(x)
+
+    def recon():  # what a diffusion model's latents go through: decode(encode(x)) with the posterior mean
+        with torch.no_grad():
+            x_hat = tr.ae.decode(tr.ae.encode(x))
+            return float(torch.nn.functional.l1_loss(x_hat, x) + tr.stft(x_hat, x))
+
+    before = recon()
+    tr.fit(max_steps=30)
+    assert recon() < 0.8 * before
+    for k, v in tr.ae.encoder.state_dict().items():  # the encoder (and so every latent) is bit-identical
+        assert torch.equal(v, enc0[k]), k
+    assert any(not torch.equal(v, dec0[k]) for k, v in tr.ae.decoder.state_dict().items())
+    with torch.no_grad():
+        assert torch.equal(tr.ae.encode(x), z0)
+    assert all(not p.requires_grad for p in tr.ae.encoder.parameters())
+    assert sum(p.numel() for g in tr.opt.param_groups for p in g["params"]) == sum(
+        p.numel() for p in tr.ae.decoder.parameters())

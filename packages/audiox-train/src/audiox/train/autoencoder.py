@@ -4,6 +4,10 @@ Loss per batch of random crops: ``l1 * |x - x_hat|_1 + stft * MR-STFT(x_hat, x) 
 plus, with ``autoencoder.adversarial=true``, a multi-scale waveform discriminator (MelGAN-style average-pooled
 scales) with hinge losses and feature matching. The export is a safetensors file that
 ``model.autoencoder.pretrained=PATH`` loads.
+
+``autoencoder.train_encoder=false`` fine-tunes the decoder alone: the encoder is frozen and the decoder learns to
+invert its posterior *means* (what ``AudioAutoencoder.encode`` hands a diffusion model), so a teacher or student
+already trained on this autoencoder's latents keeps working with the new decoder.
 """
 
 from __future__ import annotations
@@ -72,9 +76,17 @@ class AutoencoderTrainer:
         ae_cfg = cfg.model.autoencoder
         ae_cfg.freeze = False
         self.ae = AudioAutoencoder(ae_cfg).to(self.device).train()
+        self.decoder_only = not cfg.autoencoder.train_encoder
+        if self.decoder_only:
+            if not ae_cfg.pretrained:
+                raise ValueError("autoencoder.train_encoder=false fine-tunes a trained decoder: set "
+                                 "model.autoencoder.pretrained=PATH")
+            self.ae.encoder.requires_grad_(False)
+            self.ae.encoder.eval()
         self.stft = MultiResolutionSTFTLoss()
         o = cfg.optim
-        self.opt = torch.optim.AdamW(self.ae.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        params = [p for p in self.ae.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
         self.sched = build_scheduler(self.opt, cfg.schedule)
         self.disc = None
         if cfg.autoencoder.adversarial:
@@ -97,6 +109,14 @@ class AutoencoderTrainer:
 
     def losses_for(self, x: Tensor) -> tuple[Tensor, dict[str, float], Tensor]:
         c = self.cfg.autoencoder
+        if self.decoder_only:
+            with torch.no_grad():
+                mean, _ = self.ae.encode_posterior(x)
+            x_hat = self.ae.decoder(mean)
+            l1 = F.l1_loss(x_hat, x)
+            spec = self.stft(x_hat, x)
+            total = c.l1 * l1 + c.stft * spec
+            return total, {"l1": float(l1.detach()), "stft": float(spec.detach()), "kl": 0.0}, x_hat
         mean, logvar = self.ae.encode_posterior(x)
         eps = torch.randn(mean.shape, generator=self.gen).to(mean)
         z = mean + torch.exp(0.5 * logvar) * eps
@@ -125,7 +145,8 @@ class AutoencoderTrainer:
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         if self.cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.ae.parameters(), self.cfg.optim.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for p in self.ae.parameters() if p.requires_grad],
+                                           self.cfg.optim.grad_clip)
         self.opt.step()
         self.sched.step()
         self.step += 1

@@ -158,6 +158,10 @@ class AutoencoderLossConfig:
     adv_weight: float = 0.1
     feature_matching: float = 2.0
     crop_seconds: float = 1.0  # random crops of the training clips
+    # false: fine-tune the decoder alone on the frozen encoder's posterior means (the latents a diffusion model
+    # trained on this autoencoder sees), so teachers and students trained on it stay valid; needs
+    # model.autoencoder.pretrained. The KL term is then constant and dropped.
+    train_encoder: bool = True
 
     def __post_init__(self) -> None:
         _check(self.crop_seconds > 0, "autoencoder.crop_seconds must be > 0")
