@@ -32,6 +32,30 @@ def test_log_mel_l1_is_a_distance_on_clips():
     assert log_mel_l1(tone, noise, sr) > 0.5
 
 
+def test_energy_weighted_log_mel_l1_does_not_favour_silence():
+    from audiox.bench.embeddings.frontend import mel_filterbank, power_spectrogram
+
+    rng = np.random.default_rng(1)
+    sr = 16000
+    t = np.arange(sr) / sr
+    event = np.zeros(sr, np.float32)
+    event[6000:8000] = 0.5 * np.sin(2 * np.pi * 880 * t[6000:8000])  # a short tone in a mostly silent span
+    near = event + (3e-3 * rng.standard_normal(sr)).astype(np.float32)  # the right event, faint noise floor
+    loud_noise = (0.05 * rng.standard_normal(sr)).astype(np.float32)  # sound everywhere, the wrong kind
+    silence = np.zeros(sr, np.float32)
+    # the plain mean prefers silence to the right event with a faint floor: the flaw the weighted one fixes
+    assert log_mel_l1(silence, event, sr) < log_mel_l1(near, event, sr)
+    assert log_mel_l1(near, event, sr, weighted=True) < log_mel_l1(silence, event, sr, weighted=True)
+    assert log_mel_l1(near, event, sr, weighted=True) < log_mel_l1(loud_noise, event, sr, weighted=True)
+    assert log_mel_l1(event, event, sr, weighted=True) == 0.0
+    # hand computation of the weighting
+    fb = mel_filterbank(sr, 1024, 64, 0.0, sr / 2)
+    mp = lambda x: torch.einsum("mf,btf->bmt", fb, power_spectrogram(torch.as_tensor(x)[None], 1024, 256)).double()
+    pa, pb = mp(near), mp(event)
+    d = (torch.log10(pa.clamp(min=1e-5)) - torch.log10(pb.clamp(min=1e-5))).abs()
+    assert log_mel_l1(near, event, sr, weighted=True) == pytest.approx(float((d * pb).sum() / pb.sum()), rel=1e-4)
+
+
 def test_suite_end_to_end_on_a_random_model():
     from audiox.core import AudioXModel, get_config
     from audiox.infer import AudioXPipeline

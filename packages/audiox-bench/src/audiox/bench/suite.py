@@ -12,8 +12,9 @@ held-out prompts, on the same machine, in the same process:
 - **T2M**: held-out music prompts (EVAL_T2M stream); tempo within 5 % and instrument accuracy by the T2M judge
   (mode is not judged: the judge has no mode estimator).
 - **Inpainting**: held-out sound-event clips with one event's span (+-0.25 s) masked; the regenerated span is
-  compared with the ground truth by log-mel L1 (lower is better; the same distance for a silent span is printed
-  as a reference), and the V2A judge's event presence on the whole repaired clip.
+  compared with the ground truth by log-mel L1 and by an energy-weighted log-mel L1 (each bin weighted by the
+  truth's power there, so a silent span is not favoured; lower is better; the distances of a silent span are
+  printed as a reference), and the V2A judge's event presence on the whole repaired clip.
 - **Music completion**: the 5 s that precede a held-out music clip as the prompt; the continuation is judged for
   keeping the tempo and the instrument of the ground truth (T2M judge), plus its log-mel L1 to the ground truth.
 - **Efficiency**: NFE (counted), end-to-end latency (mean +- std over ``runs`` after ``warmup``, batch 1, one clip of
@@ -71,15 +72,29 @@ def parse_suite_setting(text: str) -> SuiteSetting:
     return SuiteSetting(label, m["model"], m["sampler"], steps, cfg)
 
 
-def log_mel_l1(a: np.ndarray, b: np.ndarray, sample_rate: int, n_mels: int = 64) -> float:
-    """Mean |log10 mel(a) - log10 mel(b)| (1024-point STFT, hop 256, power, floor 1e-5) of two equal-length clips."""
+def log_mel_l1(a: np.ndarray, b: np.ndarray, sample_rate: int, n_mels: int = 64, weighted: bool = False) -> float:
+    """Mean |log10 mel(a) - log10 mel(b)| (1024-point STFT, hop 256, power, floor 1e-5) of two equal-length clips.
+
+    ``weighted=True``: each mel bin's difference is weighted by the *reference* ``b``'s mel power there (weights
+    summing to 1), so the bins where the reference has its sound count and its silent bins do not. The plain
+    mean favours silence on sparse clips (most bins of a sound-event span are near the floor); the weighted one
+    does not. It is not symmetric: ``b`` is the reference.
+    """
     from audiox.bench.embeddings.frontend import mel_filterbank, power_spectrogram
 
     fb = mel_filterbank(sample_rate, 1024, n_mels, 0.0, sample_rate / 2)
-    def mel(x: np.ndarray) -> torch.Tensor:
+    def mel_power(x: np.ndarray) -> torch.Tensor:
         p = power_spectrogram(torch.as_tensor(np.asarray(x, dtype=np.float32))[None], 1024, 256)  # (1, T, F)
-        return torch.log10(torch.clamp(torch.einsum("mf,btf->bmt", fb, p), min=1e-5))
-    return float((mel(a) - mel(b)).abs().mean())
+        return torch.einsum("mf,btf->bmt", fb, p)  # (1, M, T)
+    pa, pb = mel_power(a), mel_power(b)
+    diff = (torch.log10(pa.clamp(min=1e-5)) - torch.log10(pb.clamp(min=1e-5))).abs()
+    if not weighted:
+        return float(diff.mean())
+    w = pb.double()
+    total = float(w.sum())
+    if total <= 0:
+        return float(diff.mean())  # a silent reference: every bin counts alike
+    return float((diff.double() * w).sum() / total)
 
 
 def _balanced(records: list[dict], n: int) -> list[dict]:
@@ -201,17 +216,20 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
             if t2m:
                 res["t2m"] = {"tempo_acc": 100 * _mean(m["tempo_acc"] for m in music),
                               "instrument_acc": 100 * _mean(m["instrument_acc"] for m in music), "n": len(music)}
-            l1, l1_silent, present = [], [], []
+            l1, l1_silent, wl1, wl1_silent, present = [], [], [], [], []
             for i, (r, wav, (a, b)) in enumerate(inpaint_cases):
                 prompt = torch.from_numpy(wav)[None]
                 gen = _gen(pipe, s, seed + i, audio=prompt, inpaint_spans=[(a, b)], task="inpaint")
                 lo, hi = int(a * sr), int(b * sr)
                 l1.append(log_mel_l1(gen[lo:hi], wav[lo:hi], sr))
                 l1_silent.append(log_mel_l1(np.zeros(hi - lo, np.float32), wav[lo:hi], sr))
+                wl1.append(log_mel_l1(gen[lo:hi], wav[lo:hi], sr, weighted=True))
+                wl1_silent.append(log_mel_l1(np.zeros(hi - lo, np.float32), wav[lo:hi], sr, weighted=True))
                 present.append(v2a_judge.judge(r, gen, sr)["present"])
                 bar.update(1)
             if inpaint_cases:
                 res["inpaint"] = {"span_log_mel_l1": _mean(l1), "silent_span_log_mel_l1": _mean(l1_silent),
+                                  "span_weighted_l1": _mean(wl1), "silent_span_weighted_l1": _mean(wl1_silent),
                                   "event_presence": 100 * _mean(present), "n": len(l1)}
             kept, c_l1 = [], []
             for i, (r, target, prompt) in enumerate(completions):
@@ -280,11 +298,13 @@ def suite_tables(res: dict) -> str:
                 t.append(f"| *{k}* | {_f(ref['t2m']['tempo_acc'])} | {_f(ref['t2m']['instrument_acc'])} |")
         parts.append("### Text-to-music (T2M judge)\n\n" + "\n".join(t))
     if any("inpaint" in rows[k] or "complete" in rows[k] for k in labels):
-        t = ["| Setting | inpaint: span log-mel L1 (silent span) | inpaint: events found (%) | completion: tempo kept (%) "
-             "| completion: instrument kept (%) | completion: log-mel L1 |", "|---|---|---|---|---|---|"]
+        t = ["| Setting | inpaint: span log-mel L1 (silent span) | inpaint: energy-weighted L1 (silent span) "
+             "| inpaint: events found (%) | completion: tempo kept (%) "
+             "| completion: instrument kept (%) | completion: log-mel L1 |", "|---|---|---|---|---|---|---|"]
         for k in labels:
             i, c = rows[k].get("inpaint", {}), rows[k].get("complete", {})
             t.append(f"| {k} | {_f(i.get('span_log_mel_l1'), 3)} ({_f(i.get('silent_span_log_mel_l1'), 3)}) | "
+                     f"{_f(i.get('span_weighted_l1'), 3)} ({_f(i.get('silent_span_weighted_l1'), 3)}) | "
                      f"{_f(i.get('event_presence'))} | {_f(c.get('tempo_kept'))} | {_f(c.get('instrument_kept'))} | "
                      f"{_f(c.get('log_mel_l1'), 3)} |")
         parts.append("### Audio inpainting and music completion\n\n" + "\n".join(t))
