@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 import av
+from av.video.reformatter import VideoReformatter
 import numpy as np
 
 from audiox.data.media import encode_flac, encode_mp4
@@ -139,7 +140,8 @@ def _decode_frames(path: str, max_side: int) -> tuple[np.ndarray, float] | None:
         w, h = vs.codec_context.width, vs.codec_context.height
         scale = min(1.0, max_side / max(w, h))
         w2, h2 = max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
-        frames = [fr.to_ndarray(format="rgb24", width=w2, height=h2) for fr in f.decode(video=0)]
+        rgb = VideoReformatter()  # one conversion context for the stream (not one per frame)
+        frames = [rgb.reformat(fr, format="rgb24", width=w2, height=h2).to_ndarray() for fr in f.decode(video=0)]
     if not frames:
         raise ValueError("video track has no decodable frames")
     return np.stack(frames), fps

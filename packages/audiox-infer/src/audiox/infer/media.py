@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import av
+from av.video.reformatter import VideoReformatter
 import numpy as np
 import soundfile as sf
 import torch
@@ -215,6 +216,7 @@ def load_video(path: str | Path, specs: list[FrameSpec], duration: float) -> lis
             raise MediaError(f"{p} has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        to_rgb = VideoReformatter()  # one conversion context for the stream (per-frame ones dominate decode time)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         prev: tuple[int, np.ndarray] | None = None
         t_first: float | None = None
@@ -225,7 +227,7 @@ def load_video(path: str | Path, specs: list[FrameSpec], duration: float) -> lis
                 ft = frame.time if frame.time is not None else i / rate
                 t_first = ft if t_first is None else t_first
                 ft -= t_first
-                rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3) uint8
+                rgb = to_rgb.reformat(frame, format="rgb24").to_ndarray()  # (H, W, 3) uint8
                 if prev is not None:
                     assign_before(ft, *prev)
                 prev, last_time = (i, rgb), ft
