@@ -1,5 +1,6 @@
 """Audiobox Aesthetics: encoder states, pooling / heads / scaling against float64 hand computation, windowing,
-and the strict key map from the published checkpoint's names (synthetic state dicts, tiny and full size)."""
+the strict key map from the published checkpoint's names (synthetic state dicts, tiny and full size), and
+PC / PQ / CE / CU through `audiox-bench metrics` / `t2a --aesthetics` (bad weights: one-line error, no output)."""
 
 import json
 
@@ -8,7 +9,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from audiox.bench.cli import main
 from audiox.bench.embeddings.aesthetics import AXES, AestheticsConfig, AudioboxAesthetics, published_to_ours, tiny_aesthetics
+from audiox.bench.io import read_wav, write_wav
 
 TT = {"CE": {"mean": 5.5, "std": 1.5}, "CU": {"mean": 6.0, "std": 2.0}, "PC": {"mean": 3.0, "std": 1.25},
       "PQ": {"mean": 7.0, "std": 0.5}}
@@ -207,3 +210,70 @@ def test_from_pretrained_folder_reads_target_transform(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"nth_layer": 3}))
     with pytest.raises(ValueError, match="target_transform"):
         AudioboxAesthetics.from_pretrained(tmp_path, base=net.cfg)
+
+TINY = dict(hidden=16, layers=2, heads=2, ffn=32, conv_dim=[8] * 7, conv_pos=16, conv_pos_groups=4, nth_layer=3,
+            window_s=1.0, hop_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def aes_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("aes")
+    from audiox.bench.embeddings.aesthetics import AestheticsConfig
+
+    cfg = AestheticsConfig(**{**TINY, "conv_dim": tuple(TINY["conv_dim"])})
+    save_file(_published_sd(cfg, "model."), str(d / "model.safetensors"))
+    (d / "config.json").write_text(json.dumps({**TINY, "proj_num_layer": 1, "output_dim": 1, "target_transform": TT}))
+    return d
+
+
+def test_metrics_cli_aesthetics_columns(tmp_path, aes_dir):
+    ref, gen = tmp_path / "ref", tmp_path / "gen"
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        t = np.arange(int(1.5 * 16000)) / 16000
+        write_wav(ref / f"c{i}.wav", (0.3 * np.sin(2 * np.pi * (300 + 100 * i) * t)).astype(np.float32), 16000)
+        write_wav(gen / f"c{i}.wav", (0.1 * rng.standard_normal((2, len(t)))).astype(np.float32), 16000)
+    out = tmp_path / "out"
+    assert main(["metrics", "--ref", str(ref), "--gen", str(gen), "--out", str(out), "--tiny", "--aesthetics",
+                 str(aes_dir), "--no-progress"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    model = AudioboxAesthetics.from_pretrained(aes_dir)
+    for side, folder in (("generated", gen), ("reference", ref)):
+        per = [model.score(*read_wav(folder / f"c{i}.wav")) for i in range(3)]
+        for a in AXES:  # per-clip mean on the checkpoint's scale
+            assert res["aesthetics"][side][a] == pytest.approx(np.mean([p[a] for p in per]), rel=1e-6)
+        assert res["aesthetics"]["per_clip"][side]["c1"]["PQ"] == pytest.approx(per[1]["PQ"], rel=1e-6)
+    assert res["weights"]["aesthetics"] == str(aes_dir)
+    table = (out / "table.md").read_text()
+    assert "| PC | PQ ↑ | CE ↑ | CU ↑ |" in table and "| reference |" in table
+    assert f"{res['aesthetics']['generated']['PQ']:.2f} |" in table.splitlines()[2]
+
+
+def test_metrics_cli_bad_aesthetics_path(tmp_path, capsys):
+    ref = tmp_path / "ref"
+    write_wav(ref / "a.wav", np.zeros(16000, np.float32), 16000)
+    out = tmp_path / "out"
+    assert main(["metrics", "--ref", str(ref), "--gen", str(ref), "--out", str(out), "--tiny", "--aesthetics",
+                 str(tmp_path / "nope"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "aesthetics weights" in err[0] and not out.exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.safetensors").write_bytes(b"not a safetensors file")
+    (bad / "config.json").write_text(json.dumps({"target_transform": TT}))
+    assert main(["metrics", "--ref", str(ref), "--gen", str(ref), "--out", str(out), "--tiny", "--aesthetics", str(bad)]) == 2
+    assert "not a safetensors file" in capsys.readouterr().err and not out.exists()
+
+
+def test_t2a_cli_aesthetics_per_setting(tmp_path, aes_dir):
+    out = tmp_path / "res"
+    assert main(["t2a", "--model", "debug", "--n", "2", "--setting", "turbo=turbo:1", "--aesthetics", str(aes_dir),
+                 "--out", str(out), "--no-progress"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    per = json.loads((out / "aesthetics_turbo.json").read_text())
+    assert sorted(per) == ["T2A_00000", "T2A_00001"]
+    model = AudioboxAesthetics.from_pretrained(aes_dir)
+    want = model.score(*read_wav(out / "audio" / "turbo" / "T2A_00001.wav"))
+    assert per["T2A_00001"]["PC"] == pytest.approx(want["PC"], rel=1e-6)
+    assert res["runs"][0]["aesthetics"]["PQ"] == pytest.approx(np.mean([p["PQ"] for p in per.values()]), rel=1e-9)
+    assert "| turbo | 1 |" in (out / "table.md").read_text().split("PC | PQ")[1]

@@ -1,7 +1,9 @@
-"""Reference vs generated folders -> KL (softmax, sigmoid), IS, FD (PANNs), FAD (VGGish): docs/metrics.md.
+"""Reference vs generated folders -> KL (softmax, sigmoid), IS, FD (PANNs), FAD (VGGish), and the per-clip
+Audiobox Aesthetics scores PC / PQ / CE / CU (means over clips, each side): docs/metrics.md.
 
 Ids are file stems. Paired metrics (KL) need the same ids on both sides (else reported as null, with the
-reason, like audioldm_eval's unpaired mode); IS uses the generated side only; FD / FAD are distribution-level.
+reason, like audioldm_eval's unpaired mode); IS uses the generated side only; FD / FAD are distribution-level;
+the aesthetics scores are per clip, averaged over each folder.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import torch
 from tqdm import tqdm
 
 from audiox.bench.embeddings import Cnn14, Cnn14Config, VGGish, VGGishConfig
+from audiox.bench.embeddings.aesthetics import AXES, AudioboxAesthetics, tiny_aesthetics
 from audiox.bench.io import atomic_write_text, read_wav, write_json
 from audiox.bench.metrics import frechet_distance_from_embeddings, inception_score, kl_sigmoid, kl_softmax
 
-__all__ = ["EmbeddingSet", "embed_folder", "compute_metrics", "evaluate_folders", "tiny_cnn14", "tiny_vggish"]
+__all__ = ["EmbeddingSet", "embed_folder", "aesthetics_folder", "aesthetics_summary", "compute_metrics",
+           "evaluate_folders", "tiny_cnn14", "tiny_vggish"]
 
 AUDIO_EXT = (".wav", ".flac", ".ogg")
 
@@ -55,6 +59,20 @@ def embed_folder(folder: str | Path, panns: Cnn14, vggish: VGGish, progress: boo
     return out
 
 
+def aesthetics_folder(folder: str | Path, model: AudioboxAesthetics, progress: bool = True) -> dict[str, dict[str, float]]:
+    """id -> {"CE", "CU", "PC", "PQ"} for every clip of a folder."""
+    out = {}
+    for key, path in tqdm(_files(Path(folder)).items(), desc=f"aesthetics {Path(folder).name}", disable=not progress):
+        wav, sr = read_wav(path)
+        out[key] = model.score(wav, sr)
+    return out
+
+
+def aesthetics_summary(per_clip: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per-axis mean over clips (the paper's PC / PQ columns; CE / CU alongside)."""
+    return {a: float(np.mean([v[a] for v in per_clip.values()], dtype=np.float64)) for a in AXES}
+
+
 def compute_metrics(ref: EmbeddingSet, gen: EmbeddingSet, is_splits: int = 10) -> dict:
     res: dict = {"n_ref": len(ref), "n_gen": len(gen)}
     if set(ref) == set(gen):
@@ -76,13 +94,23 @@ def compute_metrics(ref: EmbeddingSet, gen: EmbeddingSet, is_splits: int = 10) -
 
 def metrics_table(res: dict, label: str = "generated") -> str:
     f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-    return ("| Method | KL ↓ | KL-sig ↓ | IS ↑ | FD ↓ | FAD ↓ |\n|---|---|---|---|---|---|\n"
+    aes = res.get("aesthetics") or {}
+    gen, ref = aes.get("generated", {}), aes.get("reference", {})
+    cols = " | ".join(f(gen.get(a)) for a in ("PC", "PQ", "CE", "CU"))
+    rows = ("| Method | KL ↓ | KL-sig ↓ | IS ↑ | FD ↓ | FAD ↓ | PC | PQ ↑ | CE ↑ | CU ↑ |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n"
             f"| {label} | {f(res['kl_softmax'])} | {f(res['kl_sigmoid'])} | {f(res['is_mean'])} | "
-            f"{f(res['fd_panns'])} | {f(res['fad_vggish'])} |")
+            f"{f(res['fd_panns'])} | {f(res['fad_vggish'])} | {cols} |")
+    if ref:
+        rows += "\n| reference | - | - | - | - | - | " + " | ".join(f(ref[a]) for a in ("PC", "PQ", "CE", "CU")) + " |"
+    return rows
 
 
 def evaluate_folders(ref: Path, gen: Path, out: Path, *, panns: Path | None = None, vggish: Path | None = None,
-                     tiny: bool = False, progress: bool = True) -> dict:
+                     aesthetics: Path | None = None, tiny: bool = False, progress: bool = True) -> dict:
+    """``aesthetics``: the published Audiobox Aesthetics folder / safetensors file (PC / PQ / CE / CU); without it the
+    aesthetics columns are computed only with ``tiny`` (random, uncalibrated), else left out."""
+    a_net = AudioboxAesthetics.from_pretrained(aesthetics) if aesthetics is not None else (tiny_aesthetics() if tiny else None)
     p_net = tiny_cnn14() if tiny else Cnn14()
     v_net = tiny_vggish() if tiny else VGGish()
     if panns is not None:
@@ -90,10 +118,17 @@ def evaluate_folders(ref: Path, gen: Path, out: Path, *, panns: Path | None = No
     if vggish is not None:
         v_net.load_weights(vggish)
     res = compute_metrics(embed_folder(ref, p_net, v_net, progress), embed_folder(gen, p_net, v_net, progress))
-    res["weights"] = {"panns": str(panns) if panns else "random", "vggish": str(vggish) if vggish else "random"}
+    res["weights"] = {"panns": str(panns) if panns else "random", "vggish": str(vggish) if vggish else "random",
+                      "aesthetics": str(aesthetics) if aesthetics else ("random" if a_net is not None else "not computed")}
+    if a_net is not None:
+        per_gen, per_ref = aesthetics_folder(gen, a_net, progress), aesthetics_folder(ref, a_net, progress)
+        res["aesthetics"] = {"generated": aesthetics_summary(per_gen), "reference": aesthetics_summary(per_ref),
+                             "per_clip": {"generated": per_gen, "reference": per_ref}}
     table = metrics_table(res, Path(gen).name)
-    if panns is None or vggish is None:
+    if panns is None or vggish is None or (a_net is not None and aesthetics is None):
         table += "\n\nWARNING: random embedding weights (plumbing only; numbers are not comparable to the literature).\n"
+    if a_net is None:
+        table += "\nPC / PQ / CE / CU not computed: pass --aesthetics (the published Audiobox Aesthetics weights).\n"
     write_json(Path(out) / "results.json", res)
     atomic_write_text(Path(out) / "table.md", table + "\n")
     print(table)

@@ -199,7 +199,11 @@ class AudioboxAesthetics(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no such aesthetics weights file: {path}")
-        sd = published_to_ours(load_file(str(path)), self)
+        try:
+            raw = load_file(str(path))
+        except Exception as e:  # safetensors' own error type is not an OSError / ValueError
+            raise ValueError(f"{path}: not a safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        sd = published_to_ours(raw, self)
         self.load_state_dict(sd, strict=True)
         return self.eval()
 
@@ -222,7 +226,8 @@ class AudioboxAesthetics(nn.Module):
         if "target_transform" not in meta:
             raise ValueError(f"{cfg_path}: no target_transform (per-axis mean/std of the published scores)")
         names = {f.name for f in fields(AestheticsConfig)}
-        cfg = replace(base, **{k: v for k, v in meta.items() if k in names and k not in ("sample_rate",)})
+        over = {k: tuple(v) if isinstance(v, list) else v for k, v in meta.items() if k in names and k != "sample_rate"}
+        cfg = replace(base, **over)  # the published config.json holds only head fields; tests also set tiny widths
         if meta.get("output_dim", 1) != 1 or meta.get("proj_act_fn", "gelu") != "gelu":
             raise ValueError(f"{cfg_path}: only output_dim 1 and proj_act_fn gelu (the published model) are supported")
         return cls(cfg, meta["target_transform"]).load_weights(weights)
