@@ -150,3 +150,63 @@ def test_embeddings_and_av_score(net):
     video = {"y": net.embed_video(torch.zeros(8, 3, 28, 28), fps=4.0).numpy(), "x": v.numpy()}
     want = (float(a @ v) + float(torch.from_numpy(audio["y"]) @ torch.from_numpy(video["y"]))) / 2
     assert paired_cosine_score(audio, video) == pytest.approx(want, rel=1e-5)
+
+
+def _write_video(path, fps: int, n: int, size=(48, 32)):
+    """Frame i is a flat grey of level 10 * i (the decoded frame index can be read back)."""
+    import av
+
+    w, h = size
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full((h, w, 3), 10 * i, np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+
+
+def test_metrics_cli_imagebind_av_score(tmp_path):
+    import json
+
+    from audiox.bench.cli import main
+    from audiox.bench.evaluate import read_video, tiny_imagebind
+    from audiox.bench.io import read_wav, write_wav
+
+    ref, gen, vid = tmp_path / "ref", tmp_path / "gen", tmp_path / "vid"
+    vid.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        t = np.arange(3 * 16000) / 16000
+        write_wav(ref / f"v{i}.wav", (0.3 * np.sin(2 * np.pi * 500 * (i + 1) * t)).astype(np.float32), 16000)
+        write_wav(gen / f"v{i}.wav", (0.1 * rng.standard_normal(len(t))).astype(np.float32), 16000)
+        _write_video(vid / f"v{i}.mp4", fps=8, n=24)
+    net = tiny_imagebind()
+    frames, fps = read_video(vid / "v1.mp4", net)
+    assert fps == 8.0 and frames.shape == (24, 3, 28, 42)  # 32 x 48 -> shorter side 28
+    levels = frames.float().mean(dim=(1, 2, 3)) * 255
+    assert torch.allclose(levels, 10 * torch.arange(24.0), atol=3.0)  # frame order and timing preserved
+    out = tmp_path / "out"
+    assert main(["metrics", "--ref", str(ref), "--gen", str(gen), "--out", str(out), "--tiny", "--video", str(vid),
+                 "--no-progress"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    cos = {}
+    for side, folder in (("generated", gen), ("reference", ref)):
+        for i in range(2):
+            wav, sr = read_wav(folder / f"v{i}.wav")
+            f, r = read_video(vid / f"v{i}.mp4", net)
+            cos[side, i] = float(net.embed_audio(wav, sr) @ net.embed_video(f, r))
+        assert res["imagebind"][side] == pytest.approx((cos[side, 0] + cos[side, 1]) / 2, rel=1e-5)
+    assert res["imagebind"]["per_clip"]["generated"]["v1"] == pytest.approx(cos["generated", 1], rel=1e-5)
+    assert res["weights"]["imagebind"] == "random" and "| IB ↑ |" in (out / "table.md").read_text()
+    # ids must pair; --imagebind needs --video; a bad weights file is a one-line error; nothing written
+    (vid / "v1.mp4").rename(vid / "other.mp4")
+    bad = tmp_path / "bad"
+    assert main(["metrics", "--ref", str(ref), "--gen", str(gen), "--out", str(bad), "--tiny", "--video", str(vid)]) == 2
+    assert main(["metrics", "--ref", str(ref), "--gen", str(gen), "--out", str(bad), "--tiny", "--imagebind",
+                 str(tmp_path / "ib.safetensors")]) == 2
+    (tmp_path / "ib.safetensors").write_bytes(b"junk")
+    assert main(["metrics", "--ref", str(ref), "--gen", str(gen), "--out", str(bad), "--tiny", "--imagebind",
+                 str(tmp_path / "ib.safetensors"), "--video", str(vid)]) == 2
+    assert not bad.exists()

@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=3, help="timed runs per setting")
     p.add_argument("--warmup", type=int, default=1, help="warm-up runs per setting")
     p.add_argument("--markdown", type=Path, default=None, help="also write a self-contained page here (docs/results.md)")
-    p = sub.add_parser("metrics", help="KL / IS / FD / FAD / PC / PQ between a reference and a generated folder")
+    p = sub.add_parser("metrics", help="KL / IS / FD / FAD / PC / PQ / ImageBind AV between a reference and a "
+                                       "generated folder")
     _add_common(p, model=False)
     p.add_argument("--ref", type=Path, required=True, help="reference WAV folder (ids = file stems)")
     p.add_argument("--gen", type=Path, required=True, help="generated WAV folder (same ids for paired metrics)")
@@ -93,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aesthetics", type=Path, default=None,
                    help="Audiobox Aesthetics weights: the HF folder facebook/audiobox-aesthetics (model.safetensors + "
                         "config.json) or a .safetensors file with config.json beside it; adds PC / PQ / CE / CU")
+    p.add_argument("--video", type=Path, default=None,
+                   help="folder of the conditioning videos (ids = generated file stems) for the ImageBind AV score")
+    p.add_argument("--imagebind", type=Path, default=None,
+                   help="imagebind_huge converted to .safetensors (docs/metrics.md); needs --video")
     p.add_argument("--tiny", action="store_true", help="small random networks (plumbing checks only)")
     return ap
 
@@ -249,7 +254,7 @@ def cmd_metrics(args) -> None:
     from audiox.bench.evaluate import evaluate_folders
 
     evaluate_folders(args.ref, args.gen, args.out, panns=args.panns, vggish=args.vggish, aesthetics=args.aesthetics,
-                     tiny=args.tiny, progress=not args.no_progress)
+                     imagebind=args.imagebind, video=args.video, tiny=args.tiny, progress=not args.no_progress)
 
 
 def cmd_suite(args) -> None:

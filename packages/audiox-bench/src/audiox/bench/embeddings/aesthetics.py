@@ -194,17 +194,10 @@ class AudioboxAesthetics(nn.Module):
         clip = (scores * weights[:, None]).sum(0) / weights.sum()
         return {a: float(v) for a, v in zip(AXES, clip, strict=True)}
 
-    def load_weights(self, path: str | Path) -> AudioboxAesthetics:
-        """Strictly load a safetensors file with the published names (see :func:`map_published_key`)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no such aesthetics weights file: {path}")
-        try:
-            raw = load_file(str(path))
-        except Exception as e:  # safetensors' own error type is not an OSError / ValueError
-            raise ValueError(f"{path}: not a safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        sd = published_to_ours(raw, self)
-        self.load_state_dict(sd, strict=True)
+    def load_weights(self, path: str | Path | Mapping[str, torch.Tensor]) -> AudioboxAesthetics:
+        """Strictly load a safetensors file (or its tensors) with the published names (see :func:`map_published_key`)."""
+        raw = path if isinstance(path, Mapping) else _read_safetensors(path)
+        self.load_state_dict(published_to_ours(raw, self), strict=True)
         return self.eval()
 
     @classmethod
@@ -230,7 +223,18 @@ class AudioboxAesthetics(nn.Module):
         cfg = replace(base, **over)  # the published config.json holds only head fields; tests also set tiny widths
         if meta.get("output_dim", 1) != 1 or meta.get("proj_act_fn", "gelu") != "gelu":
             raise ValueError(f"{cfg_path}: only output_dim 1 and proj_act_fn gelu (the published model) are supported")
-        return cls(cfg, meta["target_transform"]).load_weights(weights)
+        raw = _read_safetensors(weights)  # a bad file fails before the network is built
+        return cls(cfg, meta["target_transform"]).load_weights(raw)
+
+
+def _read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such aesthetics weights file: {path}")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors' own error type is not an OSError / ValueError
+        raise ValueError(f"{path}: not a safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
 # --- key map: published names -> ours ------------------------------------------------------------------------------

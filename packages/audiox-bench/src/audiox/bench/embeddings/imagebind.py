@@ -188,11 +188,15 @@ class ImageBindAV(nn.Module):
         self.vision = _Tower(nn.Conv3d(3, c.vision_width, k, stride=k, bias=False), c.vision_width, c.vision_depth,
                              c.vision_heads, (c.image_size // c.patch) ** 2, c.embed_dim,
                              stem_norm=False, pre_norm=True, bias_kv=False)
-        self.register_buffer("mel_banks", kaldi_mel_banks(c.n_mels, 512, c.sample_rate), persistent=False)
-        self.register_buffer("img_mean", torch.tensor(CLIP_MEAN).view(3, 1, 1, 1), persistent=False)
-        self.register_buffer("img_std", torch.tensor(CLIP_STD).view(3, 1, 1, 1), persistent=False)
+        self._constant_buffers()
         self.requires_grad_(False)
         self.eval()
+
+    def _constant_buffers(self, device: torch.device | str | None = None) -> None:
+        c = self.cfg
+        self.register_buffer("mel_banks", kaldi_mel_banks(c.n_mels, 512, c.sample_rate).to(device), persistent=False)
+        self.register_buffer("img_mean", torch.tensor(CLIP_MEAN, device=device).view(3, 1, 1, 1), persistent=False)
+        self.register_buffer("img_std", torch.tensor(CLIP_STD, device=device).view(3, 1, 1, 1), persistent=False)
 
     # audio ---------------------------------------------------------------------------------------------------------
     def fbank(self, wav: torch.Tensor) -> torch.Tensor:
@@ -224,7 +228,7 @@ class ImageBindAV(nn.Module):
         return F.normalize(self.audio(self.audio_inputs(audio, sample_rate)).mean(0), dim=-1)
 
     # vision --------------------------------------------------------------------------------------------------------
-    def _scale_short_side(self, x: torch.Tensor, mode: str) -> torch.Tensor:
+    def scale_short_side(self, x: torch.Tensor, mode: str) -> torch.Tensor:
         """(N, 3, H, W) -> shorter side = image_size (pytorchvideo ShortSideScale sizes)."""
         h, w, s = x.shape[-2], x.shape[-1], self.cfg.image_size
         size = (int(math.floor(h / w * s)), s) if w < h else (s, int(math.floor(w / h * s)))
@@ -255,7 +259,7 @@ class ImageBindAV(nn.Module):
         for start in clip_starts(n / fps, c.video_clip_seconds, c.video_clips):
             shown = [i for i in range(n) if start <= i / fps < start + c.video_clip_seconds] or [min(n - 1, int(start * fps))]
             pick = [shown[j] for j in torch.linspace(0, len(shown) - 1, c.tubelet).long().tolist()]  # uniform subsample
-            clip = self._scale_short_side(x[pick], "bilinear").transpose(0, 1)  # (3, T, H', W')
+            clip = self.scale_short_side(x[pick], "bilinear").transpose(0, 1)  # (3, T, H', W')
             views += self._crops((clip - self.img_mean) / self.img_std)
         return torch.stack(views)
 
@@ -263,7 +267,7 @@ class ImageBindAV(nn.Module):
         """(3, H, W) in [0, 1] -> (1, 3, tubelet, S, S): bicubic resize, centre crop, CLIP norm, repeated in time."""
         x = image.to(self.img_mean.device)
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        x = self._scale_short_side(x[None], "bicubic")[0]
+        x = self.scale_short_side(x[None], "bicubic")[0]
         s, (h, w) = self.cfg.image_size, x.shape[-2:]
         y0, x0 = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))  # torchvision CenterCrop
         x = x[:, y0: y0 + s, x0: x0 + s]
@@ -282,19 +286,28 @@ class ImageBindAV(nn.Module):
     # weights -------------------------------------------------------------------------------------------------------
     def load_weights(self, path: str | Path) -> ImageBindAV:
         """Strictly load ``imagebind_huge`` converted to safetensors (published names; see :func:`map_imagebind_key`)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no such ImageBind weights file: {path}")
-        try:
-            raw = load_file(str(path))
-        except Exception as e:  # safetensors' error type is not an OSError / ValueError
-            raise ValueError(f"{path}: not a safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        self.load_state_dict(imagebind_to_ours(raw, self), strict=True)
+        self.load_state_dict(imagebind_to_ours(_read_safetensors(path), self), strict=True)
         return self.eval()
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, cfg: ImageBindConfig = ImageBindConfig()) -> ImageBindAV:
-        return cls(cfg).load_weights(path)
+    def from_pretrained(cls, path: str | Path, cfg: ImageBindConfig = ImageBindConfig(), device: str = "cpu") -> ImageBindAV:
+        """Read the file first, build on the meta device and assign the tensors (no 700M-parameter random init)."""
+        raw = _read_safetensors(path)
+        with torch.device("meta"):
+            model = cls(cfg)
+        model.load_state_dict(imagebind_to_ours(raw, model), strict=True, assign=True)
+        model._constant_buffers()
+        return model.to(device).requires_grad_(False).eval()
+
+
+def _read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such ImageBind weights file: {path}")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors' error type is not an OSError / ValueError
+        raise ValueError(f"{path}: not a safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
 # --- key map: imagebind_huge.pth names -> ours ----------------------------------------------------------------------
