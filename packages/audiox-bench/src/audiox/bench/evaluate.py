@@ -169,6 +169,11 @@ def evaluate_folders(ref: Path, gen: Path, out: Path, *, panns: Path | None = No
         raise ValueError("--video needs --imagebind (the converted imagebind_huge weights) or --tiny")
     if imagebind is not None and video is None:
         raise ValueError("--imagebind needs --video (a folder of the conditioning videos, ids = generated file stems)")
+    if video is not None:  # pairing checked before any network runs
+        vid_ids, gen_ids = {p.stem for p in Path(video).iterdir() if p.suffix.lower() in VIDEO_EXT}, set(_files(Path(gen)))
+        if vid_ids != gen_ids:
+            raise ValueError(f"{video}: video ids do not match {gen} (missing videos {sorted(gen_ids - vid_ids)[:3]}, "
+                             f"extra videos {sorted(vid_ids - gen_ids)[:3]})")
     a_net = AudioboxAesthetics.from_pretrained(aesthetics) if aesthetics is not None else (tiny_aesthetics() if tiny else None)
     i_net = None if video is None else (ImageBindAV.from_pretrained(imagebind) if imagebind is not None else tiny_imagebind())
     p_net = tiny_cnn14() if tiny else Cnn14()
@@ -184,7 +189,6 @@ def evaluate_folders(ref: Path, gen: Path, out: Path, *, panns: Path | None = No
     if i_net is not None:
         av_gen = imagebind_av_score(gen, video, i_net, progress)
         res["imagebind"] = {"generated": av_gen["score"], "per_clip": {"generated": av_gen["per_clip"]}}
-        vid_ids = {p.stem for p in Path(video).iterdir() if p.suffix.lower() in VIDEO_EXT}
         if set(_files(Path(ref))) == vid_ids:  # the reference audio of the same videos: the ceiling to compare with
             av_ref = imagebind_av_score(ref, video, i_net, progress)
             res["imagebind"]["reference"] = av_ref["score"]

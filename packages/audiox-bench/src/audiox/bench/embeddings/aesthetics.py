@@ -118,7 +118,6 @@ class AudioboxAesthetics(nn.Module):
             raise ValueError(f"target_transform needs {{axis: {{mean, std}}}} for {', '.join(AXES)}") from None
         self.register_buffer("target_mean", torch.tensor(mean), persistent=False)
         self.register_buffer("target_std", torch.tensor(std), persistent=False)
-        self.calibrated = target_transform is not None
         self.requires_grad_(False)  # a frozen metric network
         self.eval()
 
