@@ -183,6 +183,14 @@ def test_key_map_is_strict(tmp_path):
         published_to_ours({**sd, "wavlm_model.encoder.layers.2.fc1.bias": torch.zeros(32)}, net)
 
 
+def test_deeper_heads_keep_upstream_indices():
+    """create_mlp_block(768, 1, 2, "gelu", ln=True): Linear, LayerNorm, GELU, Linear -> indices 0, 1, 3 hold tensors."""
+    net = tiny_aesthetics(proj_num_layer=2, proj_ln=True)
+    names = {k.split("proj_layer.PQ.")[1] for k in net.state_dict() if k.startswith("proj_layer.PQ.")}
+    assert names == {"0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"}
+    assert isinstance(net.proj_layer["PQ"][2], torch.nn.GELU) and net.proj_layer["PQ"][3].out_features == 1
+
+
 def test_full_size_published_layout_maps_completely():
     """The published model's every tensor (WavLM Base+, 13 states, 4 heads) maps 1:1 onto the default config."""
     c = AestheticsConfig()
