@@ -4,7 +4,8 @@
     audiox-bench t2a --model path/to/model --setting euler:50:6 --setting turbo:4 --n 40 --out results/t2a
     audiox-bench efficiency --model path/to/model --setting euler:50:6 --setting turbo:4 --out results/eff
     audiox-bench run --model debug --n 8 --setting euler:4:3 --setting turbo:2 --out results/run
-    audiox-bench metrics --ref ref_wavs/ --gen gen_wavs/ --out results/metrics [--panns cnn14.safetensors ...]
+    audiox-bench metrics --ref ref_wavs/ --gen gen_wavs/ --out results/metrics [--panns cnn14.safetensors
+                 --vggish vggish.safetensors --aesthetics audiobox-aesthetics/]
 
 Every command writes ``results.json``, ``table.md`` and plots into ``--out`` (atomically, file by file).
 """
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(key from GEMINI_API_KEY / OPENAI_API_KEY)")
         p.add_argument("--judge-model", default=None)
         p.add_argument("--judge-url", default=None, help="backend base URL (OpenAI-compatible servers)")
+        p.add_argument("--aesthetics", type=Path, default=None,
+                       help="Audiobox Aesthetics weights (HF folder or .safetensors with config.json beside it): "
+                            "adds PC / PQ / CE / CU of the generated clips per setting")
         p.add_argument("--runs", type=int, default=3, help="(run) timed runs per setting")
         p.add_argument("--warmup", type=int, default=1, help="(run) warm-up runs per setting")
     p = sub.add_parser("efficiency", help="NFE / latency / RTF / peak memory of models and settings, with ratios")
@@ -80,12 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=3, help="timed runs per setting")
     p.add_argument("--warmup", type=int, default=1, help="warm-up runs per setting")
     p.add_argument("--markdown", type=Path, default=None, help="also write a self-contained page here (docs/results.md)")
-    p = sub.add_parser("metrics", help="KL / IS / FD / FAD / CLAP between a reference and a generated folder")
+    p = sub.add_parser("metrics", help="KL / IS / FD / FAD / PC / PQ / ImageBind AV between a reference and a "
+                                       "generated folder")
     _add_common(p, model=False)
     p.add_argument("--ref", type=Path, required=True, help="reference WAV folder (ids = file stems)")
     p.add_argument("--gen", type=Path, required=True, help="generated WAV folder (same ids for paired metrics)")
     p.add_argument("--panns", type=Path, default=None, help="CNN14 weights (.safetensors); random if omitted")
     p.add_argument("--vggish", type=Path, default=None, help="VGGish weights (.safetensors); random if omitted")
+    p.add_argument("--aesthetics", type=Path, default=None,
+                   help="Audiobox Aesthetics weights: the HF folder facebook/audiobox-aesthetics (model.safetensors + "
+                        "config.json) or a .safetensors file with config.json beside it; adds PC / PQ / CE / CU")
+    p.add_argument("--video", type=Path, default=None,
+                   help="folder of the conditioning videos (ids = generated file stems) for the ImageBind AV score")
+    p.add_argument("--imagebind", type=Path, default=None,
+                   help="imagebind_huge converted to .safetensors (docs/metrics.md); needs --video")
     p.add_argument("--tiny", action="store_true", help="small random networks (plumbing checks only)")
     return ap
 
@@ -181,6 +193,11 @@ def cmd_t2a(args, with_efficiency: bool = False) -> None:
     from audiox.bench.report import accuracy_table, plot_accuracy_bars, plot_quality_vs_nfe
     from audiox.bench.t2a import run_t2a
 
+    aes = None
+    if args.aesthetics is not None:
+        from audiox.bench.embeddings.aesthetics import AudioboxAesthetics
+
+        aes = AudioboxAesthetics.from_pretrained(args.aesthetics)  # fail before generating
     recs, pipes, settings, judge = _records(args), _pipes(args), _settings(args), _judge(args)
     results = []
     for name, pipe in pipes.items():
@@ -189,9 +206,19 @@ def cmd_t2a(args, with_efficiency: bool = False) -> None:
             r = run_t2a(pipe, recs, args.out, judge, label=label.replace("/", "_"), sampler=s.sampler, steps=s.steps,
                         guidance_scale=s.guidance_scale, seed=args.seed, progress=not args.no_progress)
             r["label"] = label
+            if aes is not None:
+                from audiox.bench.evaluate import aesthetics_folder, aesthetics_summary
+
+                per = aesthetics_folder(args.out / "audio" / label.replace("/", "_"), aes, progress=not args.no_progress)
+                r["aesthetics"] = aesthetics_summary(per)
+                write_json(args.out / f"aesthetics_{label.replace('/', '_')}.json", per)
             results.append(r)
     out = {"prompts": len(recs), "judge": args.judge, "runs": results}
     table = accuracy_table(results)
+    if aes is not None:
+        table += "\n\n| Method | NFE | PC | PQ ↑ | CE ↑ | CU ↑ |\n|---|---|---|---|---|---|\n" + "\n".join(
+            f"| {r['label']} | {r['nfe']} | " + " | ".join(f"{r['aesthetics'][a]:.2f}" for a in ("PC", "PQ", "CE", "CU")) + " |"
+            for r in results)
     if with_efficiency:
         from audiox.bench.efficiency import compare_efficiency, efficiency_table
 
@@ -226,8 +253,8 @@ def cmd_efficiency(args) -> None:
 def cmd_metrics(args) -> None:
     from audiox.bench.evaluate import evaluate_folders
 
-    evaluate_folders(args.ref, args.gen, args.out, panns=args.panns, vggish=args.vggish, tiny=args.tiny,
-                     progress=not args.no_progress)
+    evaluate_folders(args.ref, args.gen, args.out, panns=args.panns, vggish=args.vggish, aesthetics=args.aesthetics,
+                     imagebind=args.imagebind, video=args.video, tiny=args.tiny, progress=not args.no_progress)
 
 
 def cmd_suite(args) -> None:
