@@ -26,7 +26,7 @@ def test_distill_zero2_two_processes_on_cpu(tmp_path):
     run, export = tmp_path / "run", tmp_path / "student"
     env = deepspeed_cpu_env()
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "audiox.distill.cli",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "audiox.distill.cli",
         "--teacher", str(tmp_path / "teacher"), "--config", "debug", "--synthetic", "--run-dir", str(run),
         "--export", str(export), "deepspeed.enabled=true", "deepspeed.zero_stage=2", "max_steps=2",
         "checkpoint.every=2", "log.progress=false",

@@ -18,7 +18,7 @@ def test_zero2_two_processes_on_cpu(tmp_path):
     run = tmp_path / "run"
     env = deepspeed_cpu_env()
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "audiox.train.cli",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "audiox.train.cli",
         "--config", "debug", "data.shards=synthetic", "data.batch_size=2", "max_steps=2", "checkpoint.every=2",
         f"checkpoint.dir={run}", "log.progress=false", "deepspeed.zero_stage=2",
     ]
