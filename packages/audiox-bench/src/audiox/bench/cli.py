@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--aesthetics", type=Path, default=None,
                        help="Audiobox Aesthetics weights (HF folder or .safetensors with config.json beside it): "
                             "adds PC / PQ / CE / CU of the generated clips per setting")
+        p.add_argument("--clap", type=Path, default=None,
+                       help="LAION-CLAP in HF format: adds the CLAP score (clip vs its prompt) per setting")
         p.add_argument("--runs", type=int, default=3, help="(run) timed runs per setting")
         p.add_argument("--warmup", type=int, default=1, help="(run) warm-up runs per setting")
     p = sub.add_parser("efficiency", help="NFE / latency / RTF / peak memory of models and settings, with ratios")
@@ -98,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of the conditioning videos (ids = generated file stems) for the ImageBind AV score")
     p.add_argument("--imagebind", type=Path, default=None,
                    help="imagebind_huge converted to .safetensors (docs/metrics.md); needs --video")
+    p.add_argument("--clap", type=Path, default=None,
+                   help="LAION-CLAP in HF format (e.g. laion/larger_clap_general downloaded beforehand); needs --captions")
+    p.add_argument("--captions", type=Path, default=None,
+                   help="JSON / JSON lines of {id, prompt} records (a T2A-bench prompt file works) for the CLAP score")
     p.add_argument("--tiny", action="store_true", help="small random networks (plumbing checks only)")
     return ap
 
@@ -198,6 +204,11 @@ def cmd_t2a(args, with_efficiency: bool = False) -> None:
         from audiox.bench.embeddings.aesthetics import AudioboxAesthetics
 
         aes = AudioboxAesthetics.from_pretrained(args.aesthetics)  # fail before generating
+    clap = None
+    if args.clap is not None:
+        from audiox.bench.embeddings.clap import ClapScorer
+
+        clap = ClapScorer.from_pretrained(str(args.clap))  # fail before generating
     recs, pipes, settings, judge = _records(args), _pipes(args), _settings(args), _judge(args)
     results = []
     for name, pipe in pipes.items():
@@ -212,6 +223,13 @@ def cmd_t2a(args, with_efficiency: bool = False) -> None:
                 per = aesthetics_folder(args.out / "audio" / label.replace("/", "_"), aes, progress=not args.no_progress)
                 r["aesthetics"] = aesthetics_summary(per)
                 write_json(args.out / f"aesthetics_{label.replace('/', '_')}.json", per)
+            if clap is not None:
+                from audiox.bench.evaluate import clap_folder
+
+                c = clap_folder(args.out / "audio" / label.replace("/", "_"), clap,
+                                {x["id"]: x["prompt"] for x in recs}, progress=not args.no_progress)
+                r["clap"] = c["score"]
+                write_json(args.out / f"clap_{label.replace('/', '_')}.json", c["per_clip"])
             results.append(r)
     out = {"prompts": len(recs), "judge": args.judge, "runs": results}
     table = accuracy_table(results)
@@ -219,6 +237,9 @@ def cmd_t2a(args, with_efficiency: bool = False) -> None:
         table += "\n\n| Method | NFE | PC | PQ ↑ | CE ↑ | CU ↑ |\n|---|---|---|---|---|---|\n" + "\n".join(
             f"| {r['label']} | {r['nfe']} | " + " | ".join(f"{r['aesthetics'][a]:.2f}" for a in ("PC", "PQ", "CE", "CU")) + " |"
             for r in results)
+    if clap is not None:
+        table += "\n\n| Method | NFE | CLAP ↑ |\n|---|---|---|\n" + "\n".join(
+            f"| {r['label']} | {r['nfe']} | {r['clap']:.3f} |" for r in results)
     if with_efficiency:
         from audiox.bench.efficiency import compare_efficiency, efficiency_table
 
@@ -254,7 +275,8 @@ def cmd_metrics(args) -> None:
     from audiox.bench.evaluate import evaluate_folders
 
     evaluate_folders(args.ref, args.gen, args.out, panns=args.panns, vggish=args.vggish, aesthetics=args.aesthetics,
-                     imagebind=args.imagebind, video=args.video, tiny=args.tiny, progress=not args.no_progress)
+                     imagebind=args.imagebind, video=args.video, clap=args.clap, captions=args.captions, tiny=args.tiny,
+                     progress=not args.no_progress)
 
 
 def cmd_suite(args) -> None:

@@ -1,6 +1,6 @@
 """Reference vs generated folders -> KL (softmax, sigmoid), IS, FD (PANNs), FAD (VGGish), the per-clip
 Audiobox Aesthetics scores PC / PQ / CE / CU (means over clips, each side) and, with a folder of the conditioning
-videos, the ImageBind AV score: docs/metrics.md.
+videos, the ImageBind AV score, and with captions the CLAP score (LAION-CLAP text-audio cosine): docs/metrics.md.
 
 Ids are file stems. Paired metrics (KL) need the same ids on both sides (else reported as null, with the
 reason, like audioldm_eval's unpaired mode); IS uses the generated side only; FD / FAD are distribution-level;
@@ -17,11 +17,12 @@ from tqdm import tqdm
 
 from audiox.bench.embeddings import Cnn14, Cnn14Config, VGGish, VGGishConfig
 from audiox.bench.embeddings.aesthetics import AXES, AudioboxAesthetics, tiny_aesthetics
+from audiox.bench.embeddings.clap import ClapScorer, tiny_clap
 from audiox.bench.embeddings.imagebind import ImageBindAV, ImageBindConfig
-from audiox.bench.io import atomic_write_text, read_wav, write_json
+from audiox.bench.io import atomic_write_text, load_captions, read_wav, write_json
 from audiox.bench.metrics import frechet_distance_from_embeddings, inception_score, kl_sigmoid, kl_softmax, paired_cosine_score
 
-__all__ = ["EmbeddingSet", "embed_folder", "aesthetics_folder", "aesthetics_summary", "imagebind_av_score",
+__all__ = ["EmbeddingSet", "embed_folder", "aesthetics_folder", "aesthetics_summary", "clap_folder", "imagebind_av_score",
            "read_video", "compute_metrics", "evaluate_folders", "tiny_cnn14", "tiny_vggish", "tiny_imagebind"]
 
 AUDIO_EXT = (".wav", ".flac", ".ogg")
@@ -75,6 +76,19 @@ def aesthetics_folder(folder: str | Path, model: AudioboxAesthetics, progress: b
         wav, sr = read_wav(path)
         out[key] = model.score(wav, sr)
     return out
+
+
+def clap_folder(folder: str | Path, scorer: ClapScorer, texts: dict[str, str], progress: bool = True) -> dict:
+    """CLAP score of a folder against its captions, paired by id: ``{"score": mean cosine, "per_clip": id -> cosine}``.
+    Every clip needs a caption (a missing one is an error, not a skipped clip)."""
+    files = _files(Path(folder))
+    missing = sorted(set(files) - set(texts))
+    if missing:
+        raise ValueError(f"{folder}: no caption for {len(missing)} clip(s), e.g. {missing[:3]}")
+    clips = {k: read_wav(p) for k, p in tqdm(files.items(), desc=f"clap {Path(folder).name}", disable=not progress)}
+    audio, text = scorer.audio_embeddings(clips), scorer.text_embeddings({k: texts[k] for k in files})
+    per = {k: float(audio[k] @ text[k] / (np.linalg.norm(audio[k]) * np.linalg.norm(text[k]))) for k in files}
+    return {"score": paired_cosine_score(audio, text), "per_clip": per}
 
 
 def read_video(path: str | Path, model: ImageBindAV) -> tuple[torch.Tensor, float]:
@@ -145,21 +159,24 @@ def metrics_table(res: dict, label: str = "generated") -> str:
     aes = res.get("aesthetics") or {}
     gen, ref = aes.get("generated", {}), aes.get("reference", {})
     ib = res.get("imagebind") or {}
+    clap = res.get("clap") or {}
     cols = " | ".join(f(gen.get(a)) for a in ("PC", "PQ", "CE", "CU"))
-    rows = ("| Method | KL ↓ | KL-sig ↓ | IS ↑ | FD ↓ | FAD ↓ | PC | PQ ↑ | CE ↑ | CU ↑ | IB ↑ |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    rows = ("| Method | KL ↓ | KL-sig ↓ | IS ↑ | FD ↓ | FAD ↓ | PC | PQ ↑ | CE ↑ | CU ↑ | IB ↑ | CLAP ↑ |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
             f"| {label} | {f(res['kl_softmax'])} | {f(res['kl_sigmoid'])} | {f(res['is_mean'])} | "
-            f"{f(res['fd_panns'])} | {f(res['fad_vggish'])} | {cols} | {f(ib.get('generated'))} |")
-    if ref or ib.get("reference") is not None:
+            f"{f(res['fd_panns'])} | {f(res['fad_vggish'])} | {cols} | {f(ib.get('generated'))} | {f(clap.get('generated'))} |")
+    if ref or ib.get("reference") is not None or clap.get("reference") is not None:
         rows += ("\n| reference | - | - | - | - | - | " + " | ".join(f(ref.get(a)) for a in ("PC", "PQ", "CE", "CU"))
-                 + f" | {f(ib.get('reference'))} |")
+                 + f" | {f(ib.get('reference'))} | {f(clap.get('reference'))} |")
     return rows
 
 
 def evaluate_folders(ref: Path, gen: Path, out: Path, *, panns: Path | None = None, vggish: Path | None = None,
                      aesthetics: Path | None = None, imagebind: Path | None = None, video: Path | None = None,
-                     tiny: bool = False, progress: bool = True) -> dict:
-    """``aesthetics``: the published Audiobox Aesthetics folder / safetensors file (PC / PQ / CE / CU); without it the
+                     clap: Path | None = None, captions: Path | None = None, tiny: bool = False,
+                     progress: bool = True) -> dict:
+    """``captions``: a JSON / JSON-lines file of ``{"id", "prompt"}`` records (a T2A-bench prompt file works) for the
+    CLAP score with ``clap`` (an HF-format LAION-CLAP folder; a random tiny CLAP with ``tiny``). ``aesthetics``: the published Audiobox Aesthetics folder / safetensors file (PC / PQ / CE / CU); without it the
     aesthetics columns are computed only with ``tiny`` (random, uncalibrated), else left out. ``video``: the
     conditioning videos, one per generated clip (same ids), for the ImageBind AV score with ``imagebind`` weights
     (converted ``imagebind_huge``; random tiny towers with ``tiny``)."""
@@ -174,6 +191,16 @@ def evaluate_folders(ref: Path, gen: Path, out: Path, *, panns: Path | None = No
         if vid_ids != gen_ids:
             raise ValueError(f"{video}: video ids do not match {gen} (missing videos {sorted(gen_ids - vid_ids)[:3]}, "
                              f"extra videos {sorted(vid_ids - gen_ids)[:3]})")
+    if clap is not None and captions is None:
+        raise ValueError("--clap needs --captions (the prompt of every generated clip, paired by id)")
+    texts = load_captions(captions) if captions is not None else None
+    if texts is not None:  # pairing checked before any network runs
+        missing = sorted(set(_files(Path(gen))) - set(texts))
+        if missing:
+            raise ValueError(f"{captions}: no caption for generated clip(s) {missing[:3]}")
+        if clap is None and not tiny:
+            raise ValueError("--captions needs --clap (an HF-format LAION-CLAP folder) or --tiny")
+    c_net = None if texts is None else (ClapScorer.from_pretrained(str(clap)) if clap is not None else tiny_clap())
     a_net = AudioboxAesthetics.from_pretrained(aesthetics) if aesthetics is not None else (tiny_aesthetics() if tiny else None)
     i_net = None if video is None else (ImageBindAV.from_pretrained(imagebind) if imagebind is not None else tiny_imagebind())
     p_net = tiny_cnn14() if tiny else Cnn14()
@@ -185,7 +212,14 @@ def evaluate_folders(ref: Path, gen: Path, out: Path, *, panns: Path | None = No
     res = compute_metrics(embed_folder(ref, p_net, v_net, progress), embed_folder(gen, p_net, v_net, progress))
     res["weights"] = {"panns": str(panns) if panns else "random", "vggish": str(vggish) if vggish else "random",
                       "aesthetics": str(aesthetics) if aesthetics else ("random" if a_net is not None else "not computed"),
-                      "imagebind": str(imagebind) if imagebind else ("random" if i_net is not None else "not computed")}
+                      "imagebind": str(imagebind) if imagebind else ("random" if i_net is not None else "not computed"),
+                      "clap": str(clap) if clap else ("random" if c_net is not None else "not computed")}
+    if c_net is not None:
+        cg = clap_folder(gen, c_net, texts, progress)
+        res["clap"] = {"generated": cg["score"], "per_clip": {"generated": cg["per_clip"]}}
+        if not set(_files(Path(ref))) - set(texts):  # captioned reference clips: the ceiling to compare with
+            cr = clap_folder(ref, c_net, texts, progress)
+            res["clap"]["reference"], res["clap"]["per_clip"]["reference"] = cr["score"], cr["per_clip"]
     if i_net is not None:
         av_gen = imagebind_av_score(gen, video, i_net, progress)
         res["imagebind"] = {"generated": av_gen["score"], "per_clip": {"generated": av_gen["per_clip"]}}
@@ -198,7 +232,7 @@ def evaluate_folders(ref: Path, gen: Path, out: Path, *, panns: Path | None = No
         res["aesthetics"] = {"generated": aesthetics_summary(per_gen), "reference": aesthetics_summary(per_ref),
                              "per_clip": {"generated": per_gen, "reference": per_ref}}
     table = metrics_table(res, Path(gen).name)
-    if panns is None or vggish is None or (a_net is not None and aesthetics is None) or (i_net is not None and imagebind is None):
+    if panns is None or vggish is None or (a_net is not None and aesthetics is None) or (i_net is not None and imagebind is None) or (c_net is not None and clap is None):
         table += "\n\nWARNING: random embedding weights (plumbing only; numbers are not comparable to the literature).\n"
     if a_net is None:
         table += "\nPC / PQ / CE / CU not computed: pass --aesthetics (the published Audiobox Aesthetics weights).\n"

@@ -67,3 +67,30 @@ def load_prompts(path: str | Path) -> list[dict]:
     if not isinstance(data, list) or not all(isinstance(r, dict) and "id" in r and "type" in r for r in data):
         raise ValueError(f"{path}: expected records with 'id' and 'type' fields")
     return data
+
+
+def load_captions(path: str | Path) -> dict[str, str]:
+    """id -> text from a JSON list or JSON lines of records with ``id`` and ``prompt`` (or ``caption`` / ``text``):
+    a T2A-bench prompt file works as is."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ValueError(f"cannot read captions {path}: {e.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not JSON or JSON lines ({e.msg}, line {e.lineno})") from None
+    if isinstance(data, dict):
+        data = data.get("t2a_bench") or data.get("records") or [data]
+    out: dict[str, str] = {}
+    for r in data if isinstance(data, list) else []:
+        field = next((f for f in ("prompt", "caption", "text") if isinstance(r, dict) and isinstance(r.get(f), str)), None)
+        if field is None or "id" not in r:
+            raise ValueError(f"{path}: every record needs 'id' and one of 'prompt', 'caption', 'text'")
+        out[str(r["id"])] = r[field]
+    if not out:
+        raise ValueError(f"{path}: no captions")
+    return out

@@ -17,7 +17,7 @@ import torch
 from audiox.bench.embeddings.frontend import to_mono_resampled
 from audiox.bench.metrics import paired_cosine_score
 
-__all__ = ["ClapScorer"]
+__all__ = ["ClapScorer", "tiny_clap"]
 
 
 def _as_tensor(out) -> torch.Tensor:
@@ -69,3 +69,25 @@ class ClapScorer:
     def score(self, clips: Mapping[str, tuple[np.ndarray, int]], texts: Mapping[str, str]) -> float:
         """Mean cosine between each clip and its prompt (paired by id)."""
         return paired_cosine_score(self.audio_embeddings(clips), self.text_embeddings(texts))
+
+
+def tiny_clap() -> ClapScorer:
+    """A small random ``ClapModel`` (HTS-AT audio tower, RoBERTa text tower), the real feature extractor at 1 s, and
+    a character tokenizer: plumbing checks only (no LAION weights, no BPE vocabulary offline)."""
+    from transformers import ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig
+
+    torch.manual_seed(0)
+    cfg = ClapConfig(
+        text_config=ClapTextConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=64, max_position_embeddings=40, projection_dim=16),
+        audio_config=ClapAudioConfig(depths=(1, 1), num_attention_heads=(2, 2), hidden_size=32,
+                                     patch_embeds_hidden_size=16, window_size=4, spec_size=128, projection_dim=16,
+                                     num_mel_bins=64),
+        projection_dim=16)
+    fe = ClapFeatureExtractor(truncation="rand_trunc", max_length_s=1, nb_max_samples=48000)
+
+    def tokenize(texts: Sequence[str]) -> dict:  # <s>=2, pad=1, characters -> 3..42, 20 positions
+        ids = torch.tensor([[2] + [3 + (ord(c) % 40) for c in t[:20]] + [1] * (20 - len(t[:20])) for t in texts])
+        return {"input_ids": ids, "attention_mask": (ids != 1).long()}
+
+    return ClapScorer(ClapModel(cfg), fe, tokenize)
