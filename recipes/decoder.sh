@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# A better decoder for the bundled models, without retraining them: fine-tune the mini autoencoder's decoder on the
+# frozen encoder's latents (autoencoder.train_encoder=false), then give both bundled models the new decoder.
+# The teacher and the student were trained on that encoder's latents, so they keep working; only the decoding of
+# their latents to audio improves. docs/results.md's "autoencoder round trip" row is the ceiling this lifts.
+#
+#   bash recipes/decoder.sh [OUT_DIR]          # defaults sized for one GPU (DECODER_MIN=3)
+#   INSTALL=1 bash recipes/decoder.sh          # also copy the new weights into the audiox-infer package
+#
+# Knobs: CLIPS, SEED (the bundled models' corpus: 4000 clips, seed 0), DECODER_MIN (minutes), BATCH, WORKERS, LR,
+# DEVICE (auto|cpu|cuda), RUN (launcher prefix; default `uv run`), PYTHON. Resumes after a crash (rerun it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-runs/decoder}"
+CLIPS="${CLIPS:-4000}"
+SEED="${SEED:-0}"
+DECODER_MIN="${DECODER_MIN:-3}"
+BATCH="${BATCH:-32}"
+WORKERS="${WORKERS:-14}"
+LR="${LR:-3e-4}"
+DEVICE="${DEVICE:-auto}"
+PROGRESS="${PROGRESS:-true}"
+RUN="${RUN-uv run}"
+PYTHON="${PYTHON:-python}"
+PKG=packages/audiox-infer/src/audiox/infer/default_model
+SHARD_SIZE=$(( CLIPS / (2 * WORKERS) > 0 ? CLIPS / (2 * WORKERS) : 1 ))
+mkdir -p "$OUT"
+T0=$(date +%s)
+stamp() { echo "[decoder $(( $(date +%s) - T0 ))s] $*"; }
+
+stamp "data: $CLIPS clips (audio only), seed $SEED"
+$RUN audiox-data synth --out "$OUT/data" --clips "$CLIPS" --seed "$SEED" --shard-size "$SHARD_SIZE" \
+    --workers "$WORKERS" --no-video --quiet
+stamp "extract the bundled autoencoder"
+[ -f "$OUT/ae0.safetensors" ] || $RUN $PYTHON recipes/swap_decoder.py extract "$PKG" "$OUT/ae0.safetensors"
+stamp "decoder: $DECODER_MIN min"
+$RUN audiox-train autoencoder --config mini device="$DEVICE" data.shards="$OUT/data" data.batch_size="$BATCH" \
+    data.num_workers="$WORKERS" data.task_weights='{"t2a": 1.0, "t2m": 1.0}' optim.lr="$LR" \
+    autoencoder.crop_seconds=1.0 autoencoder.train_encoder=false model.autoencoder.pretrained="$OUT/ae0.safetensors" \
+    max_steps=1000000 max_minutes="$DECODER_MIN" log.progress="$PROGRESS" checkpoint.every=100000 \
+    checkpoint.dir="$OUT/run" --out "$OUT/ae.safetensors"
+STEPS=$(ls -d "$OUT"/run/checkpoints/step-* 2>/dev/null | tail -1 | sed 's/.*step-0*//')
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+NOTE="${STEPS:-?} steps at batch $BATCH x 1 s, $DECODER_MIN min, $(date -u +%F), commit $COMMIT (recipes/decoder.sh)"
+stamp "swap the decoder into both bundled models"
+$RUN $PYTHON recipes/swap_decoder.py replace "$OUT/ae.safetensors" "$PKG" "$OUT/student" --note "$NOTE"
+$RUN $PYTHON recipes/swap_decoder.py replace "$OUT/ae.safetensors" "$PKG/teacher" "$OUT/teacher" --note "$NOTE"
+if [ "${INSTALL:-0}" = 1 ]; then
+    cp "$OUT/student/model.safetensors" "$OUT/student/MODEL_CARD.md" "$PKG/"
+    cp "$OUT/teacher/model.safetensors" "$OUT/teacher/MODEL_CARD.md" "$PKG/teacher/"
+    stamp "installed into $PKG"
+fi
+stamp "done: $OUT/student $OUT/teacher (judge them: audiox-bench suite --model student=$OUT/student ...)"

@@ -1,0 +1,70 @@
+"""recipes/swap_decoder.py: a fine-tuned decoder goes into a model folder, nothing else changes."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from audiox.core import AudioXModel, get_config
+from audiox.core.checkpoint import save_pretrained
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("swap_decoder", ROOT / "recipes" / "swap_decoder.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    torch.manual_seed(0)
+    model = AudioXModel(get_config("debug"))
+    path = save_pretrained(model, tmp_path / "m", dtype=torch.float16)
+    (path / "MODEL_CARD.md").write_text("# card\n")
+    return path
+
+
+def test_replace_takes_the_decoder_and_keeps_everything_else(tmp_path, folder):
+    sd = _tool()
+    ae0 = sd.extract(folder, tmp_path / "ae0.safetensors")
+    ae = load_file(str(ae0))
+    assert all(v.dtype == torch.float32 for v in ae.values())
+    g = torch.Generator().manual_seed(1)
+    tuned = {k: (v + 0.01 * torch.randn(v.shape, generator=g)) if k.startswith("decoder.") else v for k, v in ae.items()}
+    save_file(tuned, str(tmp_path / "ae1.safetensors"))
+    out = sd.replace(tmp_path / "ae1.safetensors", folder, tmp_path / "out", note="3 steps")
+
+    before, after = load_file(str(folder / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert set(before) == set(after)
+    changed = 0
+    for k, v in after.items():
+        assert v.dtype == before[k].dtype, k
+        if k.startswith("autoencoder.decoder."):
+            assert torch.equal(v, tuned[k[len("autoencoder."):]].to(v.dtype)), k
+            changed += not torch.equal(v, before[k])
+        else:
+            assert torch.equal(v, before[k]), k  # bit for bit
+    assert changed > 0
+    assert (out / "MODEL_CARD.md").read_text().endswith("- decoder fine-tuned on frozen latents: 3 steps\n")
+    model = AudioXModel.from_pretrained(out)  # loads, and decodes with the new decoder
+    z = torch.randn(1, model.autoencoder.latent_dim, 4)
+    assert torch.isfinite(model.autoencoder.decode(z)).all()
+
+
+def test_replace_refuses_another_encoder_and_writes_nothing(tmp_path, folder, capsys):
+    sd = _tool()
+    ae = load_file(str(sd.extract(folder, tmp_path / "ae0.safetensors")))
+    k = next(k for k in ae if k.startswith("encoder."))
+    ae[k] = ae[k] + 1.0
+    save_file(ae, str(tmp_path / "bad.safetensors"))
+    rc = sd.main(["replace", str(tmp_path / "bad.safetensors"), str(folder), str(tmp_path / "out")])
+    assert rc == 2 and not (tmp_path / "out").exists()
+    err = capsys.readouterr().err.strip()
+    assert "encoder tensor" in err and len(err.splitlines()) == 1
+    assert sd.main(["extract", str(tmp_path / "nowhere"), str(tmp_path / "x.safetensors")]) == 2
+    assert not (tmp_path / "x.safetensors").exists()
