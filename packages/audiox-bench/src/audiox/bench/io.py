@@ -52,9 +52,12 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     return x.T, int(sr)
 
 
-def load_prompts(path: str | Path) -> list[dict]:
-    """A T2A-bench prompt file: a JSON list of records or JSON lines (Appendix C format)."""
-    text = Path(path).read_text()
+def _read_records(path: str | Path) -> list:
+    """A JSON list of records, JSON lines, or one JSON object holding them (``t2a_bench`` / ``records``)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -64,7 +67,13 @@ def load_prompts(path: str | Path) -> list[dict]:
             raise ValueError(f"{path}: not JSON or JSON lines ({e.msg}, line {e.lineno})") from None
     if isinstance(data, dict):
         data = data.get("t2a_bench") or data.get("records") or [data]
-    if not isinstance(data, list) or not all(isinstance(r, dict) and "id" in r and "type" in r for r in data):
+    return data if isinstance(data, list) else []
+
+
+def load_prompts(path: str | Path) -> list[dict]:
+    """A T2A-bench prompt file: a JSON list of records or JSON lines (Appendix C format)."""
+    data = _read_records(path)
+    if not data or not all(isinstance(r, dict) and "id" in r and "type" in r for r in data):
         raise ValueError(f"{path}: expected records with 'id' and 'type' fields")
     return data
 
@@ -72,21 +81,8 @@ def load_prompts(path: str | Path) -> list[dict]:
 def load_captions(path: str | Path) -> dict[str, str]:
     """id -> text from a JSON list or JSON lines of records with ``id`` and ``prompt`` (or ``caption`` / ``text``):
     a T2A-bench prompt file works as is."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ValueError(f"cannot read captions {path}: {e.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            data = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not JSON or JSON lines ({e.msg}, line {e.lineno})") from None
-    if isinstance(data, dict):
-        data = data.get("t2a_bench") or data.get("records") or [data]
     out: dict[str, str] = {}
-    for r in data if isinstance(data, list) else []:
+    for r in _read_records(path):
         field = next((f for f in ("prompt", "caption", "text") if isinstance(r, dict) and isinstance(r.get(f), str)), None)
         if field is None or "id" not in r:
             raise ValueError(f"{path}: every record needs 'id' and one of 'prompt', 'caption', 'text'")
