@@ -8,7 +8,8 @@
 #   INSTALL=1 bash recipes/decoder.sh          # also copy the new weights into the audiox-infer package
 #
 # Knobs: CLIPS, SEED (the bundled models' corpus: 4000 clips, seed 0), DECODER_MIN (minutes), BATCH, WORKERS, LR,
-# DEVICE (auto|cpu|cuda), RUN (launcher prefix; default `uv run`), PYTHON. Resumes after a crash (rerun it).
+# DEVICE (auto|cpu|cuda), RUN (launcher prefix; default `uv run`), PYTHON, SWAP=0 (stop at OUT/ae.safetensors: on
+# a machine without the bundled weights, with OUT/ae0.safetensors placed beforehand). Resumes after a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-runs/decoder}"
@@ -42,6 +43,7 @@ $RUN audiox-train autoencoder --config mini device="$DEVICE" data.shards="$OUT/d
 STEPS=$(ls -d "$OUT"/run/checkpoints/step-* 2>/dev/null | tail -1 | sed 's/.*step-0*//')
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 NOTE="${STEPS:-?} steps at batch $BATCH x 1 s, $DECODER_MIN min, $(date -u +%F), commit $COMMIT (recipes/decoder.sh)"
+if [ "${SWAP:-1}" = 0 ]; then stamp "done: $OUT/ae.safetensors ($NOTE)"; exit 0; fi
 stamp "swap the decoder into both bundled models"
 $RUN $PYTHON recipes/swap_decoder.py replace "$OUT/ae.safetensors" "$PKG" "$OUT/student" --note "$NOTE"
 $RUN $PYTHON recipes/swap_decoder.py replace "$OUT/ae.safetensors" "$PKG/teacher" "$OUT/teacher" --note "$NOTE"

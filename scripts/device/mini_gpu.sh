@@ -13,8 +13,18 @@ for n in data train distill bench; do printf '#!/bin/sh\nexec python3 -m audiox.
 chmod +x /tmp/bin/*; export PATH="/tmp/bin:$PATH"
 nvidia-smi -L; df -h /dev/shm | tail -1; nproc
 python3 -c "import torch, av, soundfile, webdataset, open_clip, pretty_midi; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" || exit 4
-AUDIOX_KERNELS="${AUDIOX_KERNELS:-reference}" PROGRESS=false RUN= PYTHON=python3 PRECHECK=1 DEVICE="${DEVICE:-cuda}" timeout $(( ${SECONDS_MAX:-540} - 25 )) bash recipes/mini.sh /tmp/run 2>&1 | tee "$OUTDIR/log.txt" | grep -v 'Warning\|warn('
-rc=${PIPESTATUS[0]}
+# JOB=mini (default): the whole recipe. JOB=decoder: recipes/decoder.sh's training only (SWAP=0) from the bundled
+# autoencoder extracted beforehand into .dec/ae0.safetensors (carried; the bundled weights stay here, see README.md);
+# the fine-tuned autoencoder comes back as $OUT/ae.safetensors for recipes/swap_decoder.py replace.
+if [ "${JOB:-mini}" = decoder ]; then
+    mkdir -p /tmp/run && cp .dec/ae0.safetensors /tmp/run/ae0.safetensors || exit 5
+    SWAP=0 PROGRESS=false RUN= PYTHON=python3 DEVICE="${DEVICE:-cuda}" timeout $(( ${SECONDS_MAX:-540} - 25 )) bash recipes/decoder.sh /tmp/run 2>&1 | tee "$OUTDIR/log.txt" | grep -v 'Warning\|warn('
+    rc=${PIPESTATUS[0]}
+    [ -f /tmp/run/ae.safetensors ] && cp /tmp/run/ae.safetensors "$OUTDIR/ae.safetensors"
+else
+    AUDIOX_KERNELS="${AUDIOX_KERNELS:-reference}" PROGRESS=false RUN= PYTHON=python3 PRECHECK=1 DEVICE="${DEVICE:-cuda}" timeout $(( ${SECONDS_MAX:-540} - 25 )) bash recipes/mini.sh /tmp/run 2>&1 | tee "$OUTDIR/log.txt" | grep -v 'Warning\|warn('
+    rc=${PIPESTATUS[0]}
+fi
 echo "recipe rc=$rc after $(( $(date +%s) - START ))s"
 [ -d /tmp/run/student-fp16 ] && python3 scripts/device/pack.py pack /tmp/run "$OUTDIR"
 left=$(( ${SECONDS_MAX:-540} - ($(date +%s) - START) ))
