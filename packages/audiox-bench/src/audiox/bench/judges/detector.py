@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import median_filter, uniform_filter
 from scipy.signal import resample_poly
 
 from audiox.data.synth import CONTINUOUS, COUNTABLE, EVENTS
@@ -41,7 +41,8 @@ class DetectorConfig:
     min_frames: int = 2
     templates_per_class: int = 24
     bg_smooth: float = 0.5  # s: median filter on the background gain (longer than a click/clap, shorter than a gust)
-    bg_margin: float = 8.0  # residual = P - bg_margin * background (S is a 40th percentile, ~0.5x a noise bin mean): a noise bin exceeds it ~2% of the time
+    bg_pool: tuple[int, int] = (3, 3)  # (frames, bins) averaged before the background split: ~5 independent values
+    bg_margin: float = 4.0  # residual = P - bg_margin * background: pooled noise exceeds ~3.4x its mean ~1e-4 of the time
     fg_margin_db: float = -6.0  # one-shot frames: residual level above the background level + this
     bg_range_db: float = 15.0  # the background's own frames: its level within this of its median (gusts: -14 dB)
     fg_templates_per_pair: int = 3  # one-shot-on-background renderings per (one-shot, background) pair
@@ -163,7 +164,7 @@ class EventDetector:
         one-shot that overlaps its edge) and is classified on those frames minus the one-shots'.
         """
         c = self.cfg
-        seg = power[a:b]
+        seg = np.clip(uniform_filter(power[a:b], size=c.bg_pool, mode="nearest"), 0.0, None)  # pooled: tames a noise bin's spread
         shape = np.percentile(seg, 40, axis=0) + 1e-20
         sig = shape > 1e-2 * shape.max()
         gain = np.median(seg[:, sig] / shape[sig], axis=1)
