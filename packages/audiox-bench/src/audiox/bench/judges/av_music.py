@@ -185,8 +185,13 @@ def timbre_features(x: np.ndarray, sr: int = 16000) -> np.ndarray:
     return np.array([high / 10, *slope, *dc, r2 / 10, r3 / 10, (r2 - r3) / 10])
 
 
-def chroma_features(x: np.ndarray, sr: int = 16000) -> np.ndarray:
-    """(24,): chroma of non-harmonic spectral peaks (sum 1) and bass chroma (lowest strong peak per frame, sum 1)."""
+def chroma_features(x: np.ndarray, sr: int = 16000, plucked: bool = False) -> np.ndarray:
+    """(24,): chroma of non-harmonic spectral peaks (sum 1) and bass chroma (lowest strong peak per frame, sum 1).
+
+    ``plucked``: undo the Karplus-Strong detuning of the world's guitar (rendered at 16 kHz): its loop delays by
+    ``p + 1/2`` samples with ``p = round(sr / f)``, so a note sounds at ``sr / (p + 1/2)``, up to ~50 cents flat
+    on high notes; the written pitch is ``sr / p`` with ``p = sr / f_heard - 1/2``.
+    """
     n_fft, hop = 4096, 1024
     mag = np.abs(np.fft.rfft(_frames(x, n_fft, hop, center=False), axis=1))
     lm = 20 * np.log10(mag + 1e-9)
@@ -198,6 +203,8 @@ def chroma_features(x: np.ndarray, sr: int = 16000) -> np.ndarray:
     f = (bi + 0.5 * (a - c) / (a - 2 * b + c - 1e-12)) * sr / n_fft  # parabolic interpolation
     ok = (f >= 70) & (f <= 2500)
     fi, bi, f = fi[ok], bi[ok], f[ok]
+    if plucked:
+        f = sr / np.maximum(sr / f - 0.5, 1.0)
     w, db = mag[fi, bi], lm[fi, bi]
     pc = np.round(12 * np.log2(f / 440) + 69).astype(int) % 12
     keep = np.ones(len(f), bool)
@@ -255,7 +262,7 @@ class T2MJudge:
                 x = render_midi(make_midi(m, seconds), seconds, self.sr, m.seed).astype(np.float64)
                 feats.append(timbre_features(x, self.sr))
                 labels.append(name)
-                chroma[m.mode].append(_rotate(chroma_features(x, self.sr), m.root % 12))
+                chroma[m.mode].append(_rotate(chroma_features(x, self.sr, plucked=name == "guitar"), m.root % 12))
         f, y = np.stack(feats), np.array(labels)
         classes = list(INSTRUMENTS)
         means = np.stack([f[y == c].mean(0) for c in classes])
@@ -276,9 +283,13 @@ class T2MJudge:
             return "none"
         return self._classes[int(np.argmin(np.einsum("kd,de,ke->k", d, self._prec, d)))]
 
-    def key(self, audio: np.ndarray, sample_rate: int) -> tuple[int, str]:
-        """(tonic pitch class 0-11 with C = 0, "major" | "minor"), or (-1, "none") without tonal peaks."""
-        c = chroma_features(_mono(audio, sample_rate, self.sr), self.sr)
+    def key(self, audio: np.ndarray, sample_rate: int, instrument: str | None = None) -> tuple[int, str]:
+        """(tonic pitch class 0-11 with C = 0, "major" | "minor"), or (-1, "none") without tonal peaks.
+        ``instrument``: the estimated instrument (the guitar's detuning is undone); estimated if None."""
+        x = _mono(audio, sample_rate, self.sr)
+        if instrument is None:
+            instrument = self.instrument(x, self.sr)
+        c = chroma_features(x, self.sr, plucked=instrument == "guitar")
         if c[:12].sum() == 0 or c[12:].sum() == 0:
             return -1, "none"
         best = max((float(np.corrcoef(_rotate(c, k), p)[0, 1]), k) for p in self._profiles.values() for k in range(12))
@@ -288,7 +299,7 @@ class T2MJudge:
     def judge(self, record: dict, audio: np.ndarray, sample_rate: int) -> dict:
         bpm = estimate_tempo(audio, sample_rate)
         inst = self.instrument(audio, sample_rate)
-        tonic, mode = self.key(audio, sample_rate)
+        tonic, mode = self.key(audio, sample_rate, instrument=inst)
         want = float(record["bpm"])
         insts = record["instrument"] if isinstance(record["instrument"], list) else [record["instrument"]]
         out = {"id": record["id"], "bpm_est": bpm, "tempo_acc": int(bool(abs(bpm - want) <= self.tolerance * want)),
