@@ -63,7 +63,7 @@ def test_v2a_one_shots_on_a_background_are_found():
 
 
 def test_v2a_fails_on_shifted_and_on_wrong_audio(v2a_judge, v2a_truth):
-    recs, judged = v2a_truth
+    recs, _ = v2a_truth
     shifted = []
     for r in recs:  # audio 0.5 s late relative to the visuals
         spec = spec_from_dict(r["spec"])

@@ -60,7 +60,7 @@ def validate_t2m(records: list[dict], judge=None, progress: bool = True) -> dict
 
 def validity_table(res: dict) -> str:
     """Markdown: attribute, accuracy on N ground-truth clips, then the judging time."""
-    lines = [f"| judge | attribute | accuracy on ground truth (%) | clips |", "| --- | --- | --- | --- |"]
+    lines = ["| judge | attribute | accuracy on ground truth (%) | clips |", "| --- | --- | --- | --- |"]
     for k, v in res["accuracy"].items():
         lines.append(f"| {res['task']} | {k} | {v:.1f} | {res['clips']} |")
     how = "measured" if res["clips"] >= 2000 else "extrapolated linearly"
