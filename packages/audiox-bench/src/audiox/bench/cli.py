@@ -1,6 +1,7 @@
 """``audiox-bench``: T2A-bench with judges, judge validation, metrics and efficiency; writes a results folder.
 
     audiox-bench judge-validate --n 200 --out results/judge            # offline judge on ground truth
+    audiox-bench judge-validate --task t2m --n 200 --out results/judge-t2m   # also --task v2a
     audiox-bench t2a --model path/to/model --setting euler:50:6 --setting turbo:4 --n 40 --out results/t2a
     audiox-bench efficiency --model path/to/model --setting euler:50:6 --setting turbo:4 --out results/eff
     audiox-bench run --model debug --n 8 --setting euler:4:3 --setting turbo:2 --out results/run
@@ -44,9 +45,13 @@ def _add_prompts(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="audiox-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("judge-validate", help="score the offline judge on ground-truth renderings (needs >= 98%%)")
+    p = sub.add_parser("judge-validate", help="score a judge on ground-truth renderings (needs >= 98%% per attribute)")
     _add_common(p, model=False)
     _add_prompts(p)
+    p.add_argument("--task", default="t2a", choices=["t2a", "v2a", "t2m"],
+                   help="t2a: the offline T2A-bench judge (Cat/Cnt/Ord/TS-acc); v2a: the V2A judge (event presence "
+                        "and alignment); t2m: the T2M judge (tempo, instrument, mode)")
+    p.set_defaults(seed=1234)  # the suite's held-out prompt seed (the training corpora use seeds 0..)
     for name, helptext in (("t2a", "generate T2A-bench prompts with a model and judge them"),
                            ("run", "t2a plus efficiency for every setting; quality-vs-NFE plot")):
         p = sub.add_parser(name, help=helptext)
@@ -174,6 +179,9 @@ def cmd_judge_validate(args) -> None:
     from audiox.bench.judges.offline import OfflineJudge
     from audiox.bench.report import accuracy_table, plot_accuracy_bars
 
+    if args.task != "t2a":
+        _judge_validate_av_music(args)
+        return
     recs = _records(args)
     if any("spec" not in r for r in recs):
         raise CLIError("judge-validate needs records with a ground-truth 'spec' (the synthetic world's prompt files)")
@@ -191,6 +199,35 @@ def cmd_judge_validate(args) -> None:
     write_json(args.out / "results.json", res)
     atomic_write_text(args.out / "table.md", table)
     plot_accuracy_bars(rows[-1:], args.out / "accuracy_bars.png")
+    print(table)
+
+
+def _judge_validate_av_music(args) -> None:
+    """judge-validate --task v2a | t2m: the held-out V2A / T2M prompts of ``--seed`` (or ``--prompts``)."""
+    from audiox.bench.io import atomic_write_text, load_prompts, write_json
+    from audiox.bench.judges.validate import validate_t2m, validate_v2a, validity_table
+
+    if args.n is not None and args.n < 1:
+        raise CLIError("--n must be >= 1")
+    if args.prompts is not None:
+        if not args.prompts.is_file():
+            raise CLIError(f"no such prompt file: {args.prompts}")
+        recs = load_prompts(args.prompts)[: args.n]
+    else:
+        from audiox.data.synth.prompts import make_t2m_prompts, make_v2a_prompts
+
+        recs = (make_v2a_prompts if args.task == "v2a" else make_t2m_prompts)(args.seed, args.n or 200)
+    need = "events" if args.task == "v2a" else "music"
+    if not recs or any(not (r.get("spec") or {}).get(need) for r in recs):
+        raise CLIError(f"judge-validate --task {args.task} needs records with a ground-truth 'spec' holding {need} "
+                       f"(the synthetic world's {args.task} prompt files)")
+    res = (validate_v2a if args.task == "v2a" else validate_t2m)(recs, progress=not args.no_progress)
+    table = validity_table(res) + "\n"
+    judgments = res.pop("judgments")
+    res["seed"] = None if args.prompts is not None else args.seed
+    write_json(args.out / "judgments.json", judgments)
+    write_json(args.out / "results.json", res)
+    atomic_write_text(args.out / "table.md", table)
     print(table)
 
 
