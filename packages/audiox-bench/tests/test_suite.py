@@ -64,21 +64,24 @@ def test_suite_end_to_end_on_a_random_model():
     cfg = get_config("debug", ["autoencoder.sample_rate=16000"])  # the synthetic world's rate: judges are valid
     pipe = AudioXPipeline(AudioXModel(cfg))
     settings = [parse_suite_setting("two=m@euler:2:3"), parse_suite_setting("one=m@turbo:1")]
-    res = run_suite({"m": pipe}, settings, n_t2a=4, n_v2a=2, n_t2m=0, n_inpaint=1, n_complete=1, runs=1, warmup=0,
+    res = run_suite({"m": pipe}, settings, n_t2a=4, n_v2a=2, n_t2m=1, n_inpaint=1, n_complete=1, runs=1, warmup=0,
                     progress=False)
     gt, rt = res["references"]["ground truth"], res["references"]["autoencoder round trip"]
     assert gt["t2a"]["overall"]["cat_acc"] == 100.0 and gt["v2a"]["presence"] == 1.0
+    assert gt["t2m"] == {"tempo_acc": 100.0, "instrument_acc": 100.0, "mode_acc": 100.0, "n": 1}
     # an untrained autoencoder destroys the events; the suite must see that, not echo the prompt
     assert rt["t2a"]["overall"]["cat_acc"] < 100.0
     for label, nfe in (("two", 4), ("one", 1)):
         r = res["results"][label]
         assert r["efficiency"]["nfe"] == nfe and r["efficiency"]["latency_mean"] > 0
-        assert r["t2a"]["overall"]["n"] == 4 and "t2m" not in r
+        assert r["t2a"]["overall"]["n"] == 4 and r["t2m"]["n"] == 1 and r["t2m"]["mode_acc"] in (0.0, 100.0)
         assert r["inpaint"]["n"] == 1 and r["inpaint"]["span_log_mel_l1"] > 0
         assert 0 <= r["complete"]["tempo_kept"] <= 100
     assert max(r["efficiency"]["speedup_vs_slowest"] for r in res["results"].values()) >= 1.0
     page = suite_markdown(res, {"m": "debug"}, 1.0, argv=["audiox-bench", "suite"])
     assert "| *ground truth* |" in page and "| two | 4 |" in page
+    assert "| mode (%) |" in page and "| *ground truth* | 100.0 | 100.0 | 100.0 |" in page
+    assert "| aligned within 0.2 s (%) |" in page
 
 
 def test_unknown_model_in_a_setting_is_an_error():

@@ -8,9 +8,10 @@ held-out prompts, on the same machine, in the same process:
   prompts (``make_t2a_bench``: the EVAL_T2A stream, disjoint from every training corpus).
 - **V2A**: held-out clips (EVAL_V2A stream) rendered with their video, written as MP4 and given to the pipeline
   as a file (video only, task ``v2a``); the V2A judge reports the share of annotated events found within 0.5 s of
-  their visual onset (presence) and the onset error of those found (median, mean, ms).
-- **T2M**: held-out music prompts (EVAL_T2M stream); tempo within 5 % and instrument accuracy by the T2M judge
-  (mode is not judged: the judge has no mode estimator).
+  their visual onset (presence), the share within 0.2 s (aligned), the onset error of those found (median, mean,
+  ms) and the detections that match no event (false alarms per clip).
+- **T2M**: held-out music prompts (EVAL_T2M stream); tempo within 5 %, instrument and mode (major/minor) accuracy
+  by the T2M judge.
 - **Inpainting**: held-out sound-event clips with one event's span (+-0.25 s) masked; the regenerated span is
   compared with the ground truth by log-mel L1 and by an energy-weighted log-mel L1 (each bin weighted by the
   truth's power there, so a silent span is not favoured; lower is better; the distances of a silent span are
@@ -127,6 +128,16 @@ def _mean(xs) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
+def _pct(xs) -> float | None:
+    m = _mean(xs)
+    return None if m is None else 100 * m
+
+
+def _t2m_summary(music: list[dict]) -> dict:
+    return {"tempo_acc": _pct(m["tempo_acc"] for m in music), "instrument_acc": _pct(m["instrument_acc"] for m in music),
+            "mode_acc": _pct(m.get("mode_acc") for m in music), "n": len(music)}
+
+
 def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v2a: int = 16, n_t2m: int = 16,
               n_inpaint: int = 8, n_complete: int = 8, seed: int = 1234, runs: int = 3, warmup: int = 1,
               references: bool = True, progress: bool = True) -> dict:
@@ -188,8 +199,7 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
                     ref["v2a"] = V2AJudge.summary([v2a_judge.judge(r, fn(truth[r["id"]]), rate) for r in v2a])
                 if t2m:
                     music = [t2m_judge.judge(r, fn(truth[r["id"]]), rate) for r in t2m]
-                    ref["t2m"] = {"tempo_acc": 100 * _mean(m["tempo_acc"] for m in music),
-                                  "instrument_acc": 100 * _mean(m["instrument_acc"] for m in music), "n": len(music)}
+                    ref["t2m"] = _t2m_summary(music)
                 out["references"][name] = ref
 
         for s in settings:
@@ -214,8 +224,7 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
                 music.append(t2m_judge.judge(r, _gen(pipe, s, seed + i, text=r["prompt"], task="t2m"), sr))
                 bar.update(1)
             if t2m:
-                res["t2m"] = {"tempo_acc": 100 * _mean(m["tempo_acc"] for m in music),
-                              "instrument_acc": 100 * _mean(m["instrument_acc"] for m in music), "n": len(music)}
+                res["t2m"] = _t2m_summary(music)
             l1, l1_silent, wl1, wl1_silent, present = [], [], [], [], []
             for i, (r, wav, (a, b)) in enumerate(inpaint_cases):
                 prompt = torch.from_numpy(wav)[None]
@@ -277,25 +286,19 @@ def suite_tables(res: dict) -> str:
                 t.append(f"| *{k}* | - | {_f(o['cat_acc'])} | {_f(o['cnt_acc'])} | {_f(o['ord_acc'])} | {_f(o['ts_acc'])} |")
         parts.append("### Text-to-audio (T2A-bench, offline judge, %)\n\n" + "\n".join(t))
     if any("v2a" in rows[k] for k in labels):
-        t = ["| Setting | events found (%) | onset error median (ms) | onset error mean (ms) |", "|---|---|---|---|"]
-        for k in labels:
-            v = rows[k]["v2a"]
-            t.append(f"| {k} | {_f(None if v['presence'] is None else 100 * v['presence'])} | "
-                     f"{_f(v['onset_error_ms_median'], 0)} | {_f(v['onset_error_ms_mean'], 0)} |")
-        for k, ref in refs.items():
-            if "v2a" in ref:
-                v = ref["v2a"]
-                t.append(f"| *{k}* | {_f(None if v['presence'] is None else 100 * v['presence'])} | "
-                         f"{_f(v['onset_error_ms_median'], 0)} | {_f(v['onset_error_ms_mean'], 0)} |")
+        t = ["| Setting | events found (%) | aligned within 0.2 s (%) | onset error median (ms) | onset error mean (ms) "
+             "| false alarms per clip |", "|---|---|---|---|---|---|"]
+        pc = lambda x: _f(None if x is None else 100 * x)  # noqa: E731
+        row = lambda k, v: (f"| {k} | {pc(v['presence'])} | {pc(v.get('aligned'))} | {_f(v['onset_error_ms_median'], 0)} | "  # noqa: E731
+                            f"{_f(v['onset_error_ms_mean'], 0)} | {_f(v.get('false_alarms_per_clip'), 2)} |")
+        t += [row(k, rows[k]["v2a"]) for k in labels]
+        t += [row(f"*{k}*", ref["v2a"]) for k, ref in refs.items() if "v2a" in ref]
         parts.append("### Video-to-audio (V2A judge)\n\n" + "\n".join(t))
     if any("t2m" in rows[k] for k in labels):
-        t = ["| Setting | tempo within 5% (%) | instrument (%) |", "|---|---|---|"]
-        for k in labels:
-            m = rows[k]["t2m"]
-            t.append(f"| {k} | {_f(m['tempo_acc'])} | {_f(m['instrument_acc'])} |")
-        for k, ref in refs.items():
-            if "t2m" in ref:
-                t.append(f"| *{k}* | {_f(ref['t2m']['tempo_acc'])} | {_f(ref['t2m']['instrument_acc'])} |")
+        t = ["| Setting | tempo within 5% (%) | instrument (%) | mode (%) |", "|---|---|---|---|"]
+        row = lambda k, m: f"| {k} | {_f(m['tempo_acc'])} | {_f(m['instrument_acc'])} | {_f(m.get('mode_acc'))} |"  # noqa: E731
+        t += [row(k, rows[k]["t2m"]) for k in labels]
+        t += [row(f"*{k}*", ref["t2m"]) for k, ref in refs.items() if "t2m" in ref]
         parts.append("### Text-to-music (T2M judge)\n\n" + "\n".join(t))
     if any("inpaint" in rows[k] or "complete" in rows[k] for k in labels):
         t = ["| Setting | inpaint: span log-mel L1 (silent span) | inpaint: energy-weighted L1 (silent span) "
@@ -332,6 +335,7 @@ def suite_plots(res: dict, out: Path) -> list[Path]:
         "V2A events found": lambda r: None if r.get("v2a", {}).get("presence") is None else 100 * r["v2a"]["presence"],
         "T2M tempo acc": lambda r: r.get("t2m", {}).get("tempo_acc"),
         "T2M instrument acc": lambda r: r.get("t2m", {}).get("instrument_acc"),
+        "T2M mode acc": lambda r: r.get("t2m", {}).get("mode_acc"),
     }
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
