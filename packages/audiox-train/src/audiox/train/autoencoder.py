@@ -109,21 +109,18 @@ class AutoencoderTrainer:
 
     def losses_for(self, x: Tensor) -> tuple[Tensor, dict[str, float], Tensor]:
         c = self.cfg.autoencoder
-        if self.decoder_only:
+        if self.decoder_only:  # the frozen encoder's posterior mean: the latent a diffusion model sees
             with torch.no_grad():
-                mean, _ = self.ae.encode_posterior(x)
-            x_hat = self.ae.decoder(mean)
-            l1 = F.l1_loss(x_hat, x)
-            spec = self.stft(x_hat, x)
-            total = c.l1 * l1 + c.stft * spec
-            return total, {"l1": float(l1.detach()), "stft": float(spec.detach()), "kl": 0.0}, x_hat
-        mean, logvar = self.ae.encode_posterior(x)
-        eps = torch.randn(mean.shape, generator=self.gen).to(mean)
-        z = mean + torch.exp(0.5 * logvar) * eps
+                z, _ = self.ae.encode_posterior(x)
+            kl = z.new_zeros(())
+        else:
+            mean, logvar = self.ae.encode_posterior(x)
+            eps = torch.randn(mean.shape, generator=self.gen).to(mean)
+            z = mean + torch.exp(0.5 * logvar) * eps
+            kl = self.ae.kl(mean, logvar)
         x_hat = self.ae.decoder(z)
         l1 = F.l1_loss(x_hat, x)
         spec = self.stft(x_hat, x)
-        kl = self.ae.kl(mean, logvar)
         total = c.l1 * l1 + c.stft * spec + c.kl * kl
         return total, {"l1": float(l1.detach()), "stft": float(spec.detach()), "kl": float(kl.detach())}, x_hat
 

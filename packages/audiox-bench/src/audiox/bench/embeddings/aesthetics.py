@@ -40,6 +40,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from audiox.bench.embeddings.frontend import to_mono_resampled
+from audiox.bench.embeddings.weights import rename_strict
 
 __all__ = ["AXES", "AestheticsConfig", "AudioboxAesthetics", "map_published_key", "published_to_ours", "tiny_aesthetics"]
 
@@ -280,25 +281,8 @@ def published_to_ours(sd: Mapping[str, torch.Tensor], model: AudioboxAesthetics)
           else ("parametrizations.weight.original0", "parametrizations.weight.original1"))
     prefixes = {k.split(".", 1)[0] for k in sd}
     strip = next((p for p in ("model", "encoder") if prefixes == {p}), None)  # checkpoint.pt / first HF export
-    out, unknown, bad_shape = {}, [], []
-    for k, v in sd.items():
-        name = k.split(".", 1)[1] if strip else k
-        try:
-            ok = map_published_key(name, wn)
-        except KeyError:
-            unknown.append(k)
-            continue
-        if ok not in ours:
-            unknown.append(k)
-        elif tuple(ours[ok].shape) != tuple(v.shape):
-            bad_shape.append(f"{k} {tuple(v.shape)} vs {tuple(ours[ok].shape)}")
-        else:
-            out[ok] = v
-    missing = sorted(set(ours) - set(out))
-    if unknown or missing or bad_shape:
-        raise ValueError("not an audiobox-aesthetics checkpoint for this config: "
-                         f"unknown {unknown[:3]}, missing {missing[:3]}, shape {bad_shape[:2]}")
-    return out
+    return rename_strict(sd, ours, lambda k: map_published_key(k.split(".", 1)[1] if strip else k, wn),
+                         "an audiobox-aesthetics")
 
 
 def tiny_aesthetics(target_transform: Mapping | None = None, **over) -> AudioboxAesthetics:

@@ -38,6 +38,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from audiox.bench.embeddings.weights import rename_strict
+
 __all__ = ["ImageBindConfig", "ImageBindAV", "kaldi_fbank", "kaldi_mel_banks", "map_imagebind_key", "imagebind_to_ours"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -344,24 +346,4 @@ def map_imagebind_key(name: str) -> str | None:
 
 def imagebind_to_ours(sd: Mapping[str, torch.Tensor], model: ImageBindAV) -> dict[str, torch.Tensor]:
     """Rename strictly: unknown names, uncovered tensors of ours and shape mismatches are one-line errors."""
-    ours = model.state_dict()
-    out, unknown, bad_shape = {}, [], []
-    for k, v in sd.items():
-        try:
-            name = map_imagebind_key(k)
-        except KeyError:
-            unknown.append(k)
-            continue
-        if name is None:
-            continue
-        if name not in ours:
-            unknown.append(k)
-        elif tuple(ours[name].shape) != tuple(v.shape):
-            bad_shape.append(f"{k} {tuple(v.shape)} vs {tuple(ours[name].shape)}")
-        else:
-            out[name] = v
-    missing = sorted(set(ours) - set(out))
-    if unknown or missing or bad_shape:
-        raise ValueError("not an ImageBind (imagebind_huge) checkpoint for this config: "
-                         f"unknown {unknown[:3]}, missing {missing[:3]}, shape {bad_shape[:2]}")
-    return out
+    return rename_strict(sd, model.state_dict(), map_imagebind_key, "an ImageBind (imagebind_huge)")
