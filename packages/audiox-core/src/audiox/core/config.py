@@ -402,6 +402,8 @@ def _coerce(raw: str, current: Any) -> Any:
     if isinstance(current, int):
         return int(raw)
     if isinstance(current, float):
+        if raw.lower() in ("null", "none"):  # optional float fields (e.g. a loss floor that may be switched off)
+            return None
         return float(raw)
     return raw
 

@@ -1,6 +1,7 @@
 """``audiox-train autoencoder``: train the audio VAE from nothing (so ``mini`` needs no downloaded weights).
 
-Loss per batch of random crops: ``l1 * |x - x_hat|_1 + stft * MR-STFT(x_hat, x) + kl * KL(q(z|x) || N(0, I))``,
+Loss per batch of crops (each the loudest of ``crop_candidates`` random ones in its clip):
+``l1 * |x - x_hat|_1 + stft * MR-STFT(x_hat, x) + kl * KL(q(z|x) || N(0, I))`` with a -70 dBFS log-magnitude floor,
 plus, with ``autoencoder.adversarial=true``, a multi-scale waveform discriminator (MelGAN-style average-pooled
 scales) with hinge losses and feature matching. The export is a safetensors file that
 ``model.autoencoder.pretrained=PATH`` loads.
@@ -83,7 +84,7 @@ class AutoencoderTrainer:
                                  "model.autoencoder.pretrained=PATH")
             self.ae.encoder.requires_grad_(False)
             self.ae.encoder.eval()
-        self.stft = MultiResolutionSTFTLoss()
+        self.stft = MultiResolutionSTFTLoss(floor_db=cfg.autoencoder.stft_floor_db)
         o = cfg.optim
         params = [p for p in self.ae.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
@@ -100,12 +101,19 @@ class AutoencoderTrainer:
         self.losses: list[float] = []
 
     def crop(self, audio: Tensor) -> Tensor:
+        """(B, C, S) clips -> (B, C, n) crops of ``crop_seconds``, each the loudest of ``crop_candidates`` random
+        starts in its own clip (1 candidate: uniform)."""
         hop = self.ae.hop_length
         n = max(hop, int(round(self.cfg.autoencoder.crop_seconds * self.ae.sample_rate / hop)) * hop)
         if audio.shape[-1] <= n:
             return self.ae.pad_to_hop(audio)
-        start = int(torch.randint(0, audio.shape[-1] - n + 1, (1,), generator=self.gen))
-        return audio[..., start : start + n]
+        k = self.cfg.autoencoder.crop_candidates
+        starts = torch.randint(0, audio.shape[-1] - n + 1, (audio.shape[0], k), generator=self.gen)  # (B, K)
+        idx = starts.to(audio.device)[..., None] + torch.arange(n, device=audio.device)  # (B, K, n)
+        cands = torch.gather(audio[:, None].expand(-1, k, -1, -1), 3,
+                             idx[:, :, None, :].expand(-1, -1, audio.shape[1], -1))  # (B, K, C, n)
+        best = cands.square().mean(dim=(2, 3)).argmax(dim=1)  # (B,)
+        return cands[torch.arange(audio.shape[0], device=audio.device), best]
 
     def losses_for(self, x: Tensor) -> tuple[Tensor, dict[str, float], Tensor]:
         c = self.cfg.autoencoder

@@ -158,6 +158,12 @@ class AutoencoderLossConfig:
     adv_weight: float = 0.1
     feature_matching: float = 2.0
     crop_seconds: float = 1.0  # random crops of the training clips
+    # each clip's crop is the loudest of this many random candidates (1 = uniform): the synthetic world's clips are
+    # mostly digital silence, so uniform 1 s crops are often empty and teach the decoder nothing
+    crop_candidates: int = 4
+    # log-magnitude floor of the STFT loss, dBFS of white noise (None: eps 1e-7, which rewards silent output on
+    # audio with digital silence; see audiox.train.losses.stft_loss)
+    stft_floor_db: float | None = -70.0
     # false: fine-tune the decoder alone on the frozen encoder's posterior means (the latents a diffusion model
     # trained on this autoencoder sees), so teachers and students trained on it stay valid; needs
     # model.autoencoder.pretrained. The KL term is then constant and dropped.
@@ -165,6 +171,7 @@ class AutoencoderLossConfig:
 
     def __post_init__(self) -> None:
         _check(self.crop_seconds > 0, "autoencoder.crop_seconds must be > 0")
+        _check(self.crop_candidates >= 1, "autoencoder.crop_candidates must be >= 1")
 
 
 @dataclass
