@@ -2,13 +2,16 @@
 
     python recipes/swap_decoder.py extract MODEL_DIR ae.safetensors
     python recipes/swap_decoder.py replace ae_finetuned.safetensors MODEL_DIR OUT_DIR --note "1200 steps on ..."
+    python recipes/swap_decoder.py replace ae_istft.safetensors MODEL_DIR OUT_DIR --set decoder=istft --set istft_dim=192
 
 ``extract`` writes a model folder's autoencoder as a float32 file that ``model.autoencoder.pretrained=`` loads.
 ``replace`` copies ``MODEL_DIR`` to ``OUT_DIR`` with every ``autoencoder.decoder.*`` tensor taken from the
 fine-tuned file, stored in the folder's own dtype. It refuses a file whose *encoder* differs from the model's
 (after casting to the stored dtype): a decoder fine-tuned with ``autoencoder.train_encoder=false`` inverts the same
-latents the model was trained on, any other would not. Everything except the decoder is copied bit for bit; the
-folder is written atomically, and ``MODEL_CARD.md`` gets a line saying what changed.
+latents the model was trained on, any other would not. ``--set key=value`` changes the folder's autoencoder config
+(e.g. another decoder kind, ``decoder=istft``): the old decoder's tensors are dropped and the file's must be exactly
+the new decoder's. Everything except the decoder is copied bit for bit; the folder is written atomically, and
+``MODEL_CARD.md`` gets a line saying what changed.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from audiox.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir
+from audiox.core.autoencoder import AudioAutoencoder
+from audiox.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir, load_config
+from audiox.core.config import apply_overrides
 
 PREFIX = "autoencoder."
 
@@ -48,31 +53,44 @@ def extract(model_dir: Path, out: Path) -> Path:
     return out
 
 
-def replace(ae_file: Path, model_dir: Path, out_dir: Path, note: str = "") -> Path:
+def replace(ae_file: Path, model_dir: Path, out_dir: Path, note: str = "", settings: list[str] | None = None) -> Path:
     sd, meta = _weights(model_dir)
     new = load_file(str(ae_file))
     dec = {k: v for k, v in new.items() if k.startswith("decoder.")}
-    old_dec = {k[len(PREFIX):] for k in sd if k.startswith(PREFIX + "decoder.")}
-    if set(dec) != old_dec:
+    config_json = None
+    if settings:  # another decoder config: the expected tensors are the new decoder's, built from the config
+        cfg = load_config(model_dir)
+        apply_overrides(cfg, [f"autoencoder.{kv}" for kv in settings])
+        cfg.autoencoder.pretrained = None
+        ref = {k: tuple(v.shape) for k, v in AudioAutoencoder(cfg.autoencoder).state_dict().items()
+               if k.startswith("decoder.")}
+        config_json = cfg.to_json() + "\n"
+        dtype = next(v.dtype for k, v in sd.items() if k.startswith(PREFIX + "decoder.") and v.is_floating_point())
+    else:
+        ref = {k[len(PREFIX):]: tuple(v.shape) for k, v in sd.items() if k.startswith(PREFIX + "decoder.")}
+    if set(dec) != set(ref) or any(tuple(dec[k].shape) != ref[k] for k in ref):
         raise ValueError(f"{ae_file}: decoder tensors do not match {model_dir}'s "
-                         f"(missing {sorted(old_dec - set(dec))[:3]}, unknown {sorted(set(dec) - old_dec)[:3]})")
+                         f"(missing {sorted(set(ref) - set(dec))[:3]}, unknown {sorted(set(dec) - set(ref))[:3]}, "
+                         f"wrong shape {sorted(k for k in set(ref) & set(dec) if tuple(dec[k].shape) != ref[k])[:3]})")
     for k, v in new.items():  # the encoder must be the model's: the latents it was trained on
         if k.startswith("encoder."):
             mine = sd.get(PREFIX + k)
             if mine is None or mine.shape != v.shape or not torch.equal(v.to(mine.dtype), mine):
                 raise ValueError(f"{ae_file}: encoder tensor {k} differs from {model_dir}'s; fine-tune with "
                                  "autoencoder.train_encoder=false starting from `extract`'s file")
-    out = dict(sd)
+    out = {k: v for k, v in sd.items() if not k.startswith(PREFIX + "decoder.")}
     for k, v in dec.items():
-        dtype = sd[PREFIX + k].dtype
-        cast = v.to(dtype)
+        old = sd.get(PREFIX + k)
+        cast = v.to(old.dtype if old is not None else (dtype if v.is_floating_point() else v.dtype))
         if cast.is_floating_point() and not torch.isfinite(cast).all():
-            raise ValueError(f"decoder tensor {k} does not fit in {dtype}")
+            raise ValueError(f"decoder tensor {k} does not fit in {cast.dtype}")
         out[PREFIX + k] = cast.contiguous()
     with atomic_dir(out_dir) as tmp:
         for p in model_dir.iterdir():
             if p.is_file() and p.name != WEIGHTS_NAME:
                 shutil.copy2(p, tmp / p.name)
+        if config_json is not None:
+            (tmp / CONFIG_NAME).write_text(config_json)
         save_file(out, str(tmp / WEIGHTS_NAME), metadata=meta)
         card = tmp / "MODEL_CARD.md"
         if card.is_file() and note:
@@ -91,12 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model_dir", type=Path)
     p.add_argument("out_dir", type=Path)
     p.add_argument("--note", default="", help="appended to MODEL_CARD.md (steps, minutes, machine, commit)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change the autoencoder config (e.g. decoder=istft istft_dim=192) for a decoder of another kind")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "extract":
             print(extract(args.model_dir, args.out))
         else:
-            print(replace(args.ae_file, args.model_dir, args.out_dir, args.note))
+            print(replace(args.ae_file, args.model_dir, args.out_dir, args.note, args.set))
     except (ValueError, OSError) as e:
         print(f"swap_decoder: error: {e}", file=sys.stderr)
         return 2

@@ -68,3 +68,40 @@ def test_replace_refuses_another_encoder_and_writes_nothing(tmp_path, folder, ca
     assert "encoder tensor" in err and len(err.splitlines()) == 1
     assert sd.main(["extract", str(tmp_path / "nowhere"), str(tmp_path / "x.safetensors")]) == 2
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_replace_with_another_decoder_kind(tmp_path, folder, capsys):
+    """--set decoder=istft: the old decoder's tensors go, the new ones come in, config.json says istft."""
+    from audiox.core.autoencoder import AudioAutoencoder
+    from audiox.core.checkpoint import load_config
+
+    sd = _tool()
+    ae0 = load_file(str(sd.extract(folder, tmp_path / "ae0.safetensors")))
+    sets = ["decoder=istft", "istft_hop=16", "istft_n_fft=64", "istft_dim=24"]
+    cfg = load_config(folder).autoencoder
+    for kv in sets:
+        k, v = kv.split("=")
+        setattr(cfg, k, v if k == "decoder" else int(v))
+    cfg.pretrained = None
+    new = AudioAutoencoder(cfg).state_dict()
+    mixed = {k: v for k, v in ae0.items() if k.startswith("encoder.")}
+    mixed.update({k: v for k, v in new.items() if k.startswith("decoder.")})
+    save_file(mixed, str(tmp_path / "ae_istft.safetensors"))
+    # without --set the decoder does not fit the folder's config: refused, nothing written
+    assert sd.main(["replace", str(tmp_path / "ae_istft.safetensors"), str(folder), str(tmp_path / "no")]) == 2
+    assert not (tmp_path / "no").exists() and "decoder tensors" in capsys.readouterr().err
+    args = ["replace", str(tmp_path / "ae_istft.safetensors"), str(folder), str(tmp_path / "out")]
+    assert sd.main([*args, *[a for kv in sets for a in ("--set", kv)]]) == 0
+    out = tmp_path / "out"
+    assert load_config(out).autoencoder.decoder == "istft"
+    before, after = load_file(str(folder / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert {k for k in after if k.startswith("autoencoder.decoder.")} == {f"autoencoder.{k}" for k in new if k.startswith("decoder.")}
+    for k, v in after.items():
+        if k.startswith("autoencoder.decoder."):
+            assert v.dtype == torch.float16 and torch.equal(v, mixed[k[len("autoencoder."):]].to(torch.float16)), k
+        else:
+            assert torch.equal(v, before[k]), k
+    model = AudioXModel.from_pretrained(out)
+    assert type(model.autoencoder.decoder).__name__ == "ISTFTDecoder"
+    z = torch.randn(1, model.autoencoder.latent_dim, 4)
+    assert model.autoencoder.decode(z).shape[-1] == 4 * model.autoencoder.hop_length

@@ -193,3 +193,36 @@ def test_meta_build_then_assign_load(cfg):
     assert not any(t.is_meta for t in list(empty.parameters()) + list(empty.buffers()))
     wav = torch.randn(1, 1, 2 * cfg.hop_length)
     assert torch.equal(real.decode(real.encode(wav)), empty.decode(empty.encode(wav)))
+
+
+def test_istft_decoder_shapes_and_reference():
+    """decoder=istft: exact T * hop samples, per channel; equals torch.istft of the head's polar spectrum."""
+    import dataclasses
+
+    from audiox.core.config import get_config
+
+    cfg = dataclasses.replace(get_config("debug").autoencoder, decoder="istft", istft_hop=16, istft_n_fft=64,
+                              istft_dim=24, audio_channels=2)
+    ae = AudioAutoencoder(cfg).eval()
+    z = torch.randn(3, cfg.latent_dim, 7)
+    with torch.no_grad():
+        y = ae.decode(z)
+        assert y.shape == (3, 2, 7 * cfg.hop_length)
+        d = ae.decoder
+        h = d.conv_in(z)
+        for blk in d.low:
+            h = blk(h)
+        h = d.upsample(h)
+        assert h.shape[-1] == 7 * (cfg.hop_length // 16)
+        for blk in d.high:
+            h = blk(h)
+        h = d.head(d.norm(h.transpose(1, 2))).double().view(3, -1, 2, 2, 33)
+        for c in range(2):
+            spec = torch.exp(h[..., c, 0, :].clamp(max=12.0)) * torch.exp(1j * h[..., c, 1, :])  # (B, F', bins)
+            ref = torch.istft(spec.transpose(1, 2), 64, 16, window=torch.hann_window(64, dtype=torch.float64),
+                              center=True, length=7 * cfg.hop_length)
+            assert torch.allclose(y[:, c].double(), ref, atol=1e-5 * float(ref.abs().max()) + 1e-7)
+    with pytest.raises(ValueError, match="istft_hop"):
+        dataclasses.replace(get_config("debug").autoencoder, decoder="istft", istft_hop=48)
+    with pytest.raises(ValueError, match="oobleck or istft"):
+        dataclasses.replace(get_config("debug").autoencoder, decoder="hifigan")

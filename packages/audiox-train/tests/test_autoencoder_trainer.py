@@ -91,3 +91,42 @@ def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
     assert all(not p.requires_grad for p in tr.ae.encoder.parameters())
     assert sum(p.numel() for g in tr.opt.param_groups for p in g["params"]) == sum(
         p.numel() for p in tr.ae.decoder.parameters())
+
+
+def test_istft_decoder_learns_the_latents_of_an_oobleck_encoder(tmp_path):
+    """decoder=istft on a file with an Oobleck decoder: same encoder (bit for bit), a fresh iSTFT decoder."""
+    cfg = _cfg(tmp_path)
+    batch = synthetic_batch(cfg.model, 2, with_video=False)
+    first = AutoencoderTrainer(cfg, FixedBatchSource(batch))
+    first.fit(max_steps=3)
+    path = first.export(tmp_path / "ae0.safetensors")
+    enc0 = {k: v.clone() for k, v in first.ae.encoder.state_dict().items()}
+
+    tr = AutoencoderTrainer(_cfg(tmp_path / "is", *_istft_overrides(path)), FixedBatchSource(batch))
+    assert tr.fresh_decoder and type(tr.ae.decoder).__name__ == "ISTFTDecoder"
+    for k, v in tr.ae.encoder.state_dict().items():
+        assert torch.equal(v, enc0[k]), k
+    x = tr.crop(batch.audio)
+
+    def recon():
+        with torch.no_grad():
+            x_hat = tr.ae.decode(tr.ae.encode(x))
+            assert x_hat.shape == x.shape
+            return float(tr.mel(x_hat, x))
+
+    before = recon()
+    tr.fit(max_steps=30)
+    assert recon() < 0.8 * before
+    for k, v in tr.ae.encoder.state_dict().items():
+        assert torch.equal(v, enc0[k]), k
+    out = tr.export(tmp_path / "ae_istft.safetensors")
+    # a second run from the exported file fine-tunes that decoder (same kind: loaded, not fresh)
+    tr2 = AutoencoderTrainer(_cfg(tmp_path / "is2", *_istft_overrides(out)), FixedBatchSource(batch))
+    assert not tr2.fresh_decoder
+    for k, v in tr2.ae.decoder.state_dict().items():
+        assert torch.equal(v, tr.ae.decoder.state_dict()[k]), k
+
+
+def _istft_overrides(path):
+    return ["autoencoder.train_encoder=false", "model.autoencoder.decoder=istft", "model.autoencoder.istft_hop=16",
+            "model.autoencoder.istft_n_fft=64", "model.autoencoder.istft_dim=32", f"model.autoencoder.pretrained={path}"]

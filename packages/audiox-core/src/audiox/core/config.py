@@ -135,10 +135,26 @@ class AutoencoderConfig:
     strides: tuple[int, ...] = (2, 4, 4, 8, 8)  # product = hop length (2048 for paper)
     latent_scale: float = 1.0  # latents are multiplied by this after encoding (divided before decoding)
     freeze: bool = True  # frozen while the diffusion model trains
+    # "oobleck": transposed-conv waveform decoder mirroring the encoder (the paper's VAE); "istft": Vocos-style
+    # ConvNeXt blocks at the latent rate, an upsampling to the STFT frame rate, more blocks, then per-frame
+    # log-magnitude and phase -> inverse STFT (far cheaper; tones and noise are direct to produce)
+    decoder: str = "oobleck"
+    istft_n_fft: int = 640
+    istft_hop: int = 160  # must divide hop_length
+    istft_dim: int = 256
+    istft_blocks: tuple[int, int] = (2, 4)  # ConvNeXt blocks at the latent rate, then at the STFT frame rate
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(self.channel_mults)
         self.strides = tuple(self.strides)
+        self.istft_blocks = tuple(self.istft_blocks)
+        _check(self.decoder in ("oobleck", "istft"), f"autoencoder.decoder must be oobleck or istft, got {self.decoder!r}")
+        if self.decoder == "istft":
+            _check(self.istft_hop > 0 and self.hop_length % self.istft_hop == 0,
+                   f"autoencoder: istft_hop {self.istft_hop} must divide hop_length {self.hop_length}")
+            _check(self.istft_n_fft >= 2 * self.istft_hop, "autoencoder: istft_n_fft must be >= 2 * istft_hop")
+            _check(len(self.istft_blocks) == 2 and min(self.istft_blocks) >= 0 and self.istft_dim > 0,
+                   f"autoencoder: bad istft sizes dim={self.istft_dim} blocks={self.istft_blocks}")
         _check(
             len(self.channel_mults) == len(self.strides),
             f"autoencoder: one channel mult per stride, got {self.channel_mults} and {self.strides}",

@@ -14,6 +14,7 @@ already trained on this autoencoder's latents keeps working with the new decoder
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -31,7 +32,7 @@ from audiox.train.engine import resolve_device, time_up
 from audiox.train.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
 from audiox.train.schedules import build_scheduler
 
-__all__ = ["AutoencoderTrainer", "MultiScaleDiscriminator", "autoencoder_main"]
+__all__ = ["AutoencoderTrainer", "MultiScaleDiscriminator", "autoencoder_main", "load_encoder_for_decoder_training"]
 
 log = logging.getLogger("audiox.train")
 
@@ -70,6 +71,37 @@ class MultiScaleDiscriminator(nn.Module):
         return outs
 
 
+def load_encoder_for_decoder_training(ae: AudioAutoencoder, path: str | Path) -> bool:
+    """Load a trained autoencoder file into ``ae`` for ``train_encoder=false``; returns True for a fresh decoder.
+
+    The encoder must match exactly (every key and shape). The file's decoder is loaded when it is the configured
+    kind (fine-tuning); when the configured decoder differs (e.g. ``decoder=istft`` for a file with an Oobleck
+    decoder) the new decoder starts from its initialisation and learns to invert the same latents.
+    """
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".safetensors":
+        raise ValueError(f"autoencoder: {path} is not a .safetensors file")
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    own = ae.state_dict()
+    enc = {k for k in own if k.startswith("encoder.")}
+    missing = sorted(enc - set(state))
+    bad = sorted(k for k in enc & set(state) if tuple(state[k].shape) != tuple(own[k].shape))
+    if missing or bad:
+        raise ValueError(f"autoencoder: {path}'s encoder does not match the configured one "
+                         f"(missing {missing[:3]}, wrong shape {bad[:3]})")
+    dec_own = {k for k in own if k.startswith("decoder.")}
+    dec_file = {k for k in state if k.startswith("decoder.")}
+    same = dec_own == dec_file and all(tuple(state[k].shape) == tuple(own[k].shape) for k in dec_own)
+    keep = enc | (dec_own if same else set())
+    ae.load_state_dict({k: state[k] for k in keep}, strict=False)
+    if not same:
+        log.info("autoencoder: %s has another decoder; training a fresh %s decoder on its encoder's latents",
+                 path, ae.cfg.decoder)
+    return not same
+
+
 class AutoencoderTrainer:
     def __init__(self, cfg: TrainConfig, source, run_dir: str | Path | None = None) -> None:
         self.cfg = cfg
@@ -77,14 +109,18 @@ class AutoencoderTrainer:
         torch.manual_seed(cfg.seed)
         ae_cfg = cfg.model.autoencoder
         ae_cfg.freeze = False
-        self.ae = AudioAutoencoder(ae_cfg).to(self.device).train()
         self.decoder_only = not cfg.autoencoder.train_encoder
         if self.decoder_only:
             if not ae_cfg.pretrained:
-                raise ValueError("autoencoder.train_encoder=false fine-tunes a trained decoder: set "
+                raise ValueError("autoencoder.train_encoder=false trains a decoder for a trained encoder: set "
                                  "model.autoencoder.pretrained=PATH")
+            self.ae = AudioAutoencoder(dataclasses.replace(ae_cfg, pretrained=None))
+            self.fresh_decoder = load_encoder_for_decoder_training(self.ae, ae_cfg.pretrained)
+            self.ae = self.ae.to(self.device).train()
             self.ae.encoder.requires_grad_(False)
             self.ae.encoder.eval()
+        else:
+            self.ae = AudioAutoencoder(ae_cfg).to(self.device).train()
         self.stft = MultiResolutionSTFTLoss(floor_db=cfg.autoencoder.stft_floor_db)
         floor = cfg.autoencoder.stft_floor_db
         self.mel = MultiScaleMelLoss(ae_cfg.sample_rate, floor_db=-70.0 if floor is None else floor).to(self.device)
