@@ -165,6 +165,9 @@ def test_paper_and_mini_sizes():
     assert abs(_n(ae) - 157e6) / 157e6 < 0.15  # Stable Audio Open's VAE
     mini = get_config("mini").autoencoder
     assert mini.hop_length == 640 and mini.sample_rate / mini.hop_length == 25
+    with torch.device("meta"):
+        ae = AudioAutoencoder(mini)
+    assert mini.decoder == "istft" and abs(_n(ae.decoder) - 1.785e6) / 1.785e6 < 0.01  # the bundled decoder's size
 
 
 def test_debug_vae_learns_to_reconstruct_a_tone(cfg):
