@@ -94,7 +94,7 @@ def replace(ae_file: Path, model_dir: Path, out_dir: Path, note: str = "", setti
         save_file(out, str(tmp / WEIGHTS_NAME), metadata=meta)
         card = tmp / "MODEL_CARD.md"
         if card.is_file() and note:
-            card.write_text(card.read_text().rstrip("\n") + f"\n- decoder fine-tuned on frozen latents: {note}\n")
+            card.write_text(card.read_text().rstrip("\n") + f"\n- decoder trained on the frozen encoder's latents: {note}\n")
     return out_dir
 
 

@@ -50,7 +50,7 @@ def test_replace_takes_the_decoder_and_keeps_everything_else(tmp_path, folder):
         else:
             assert torch.equal(v, before[k]), k  # bit for bit
     assert changed > 0
-    assert (out / "MODEL_CARD.md").read_text().endswith("- decoder fine-tuned on frozen latents: 3 steps\n")
+    assert (out / "MODEL_CARD.md").read_text().endswith("- decoder trained on the frozen encoder's latents: 3 steps\n")
     model = AudioXModel.from_pretrained(out)  # loads, and decodes with the new decoder
     z = torch.randn(1, model.autoencoder.latent_dim, 4)
     assert torch.isfinite(model.autoencoder.decode(z)).all()
