@@ -57,15 +57,15 @@ def replace(ae_file: Path, model_dir: Path, out_dir: Path, note: str = "", setti
     sd, meta = _weights(model_dir)
     new = load_file(str(ae_file))
     dec = {k: v for k, v in new.items() if k.startswith("decoder.")}
+    dtype = next(v.dtype for k, v in sd.items() if k.startswith(PREFIX + "decoder.") and v.is_floating_point())
     config_json = None
     if settings:  # another decoder config: the expected tensors are the new decoder's, built from the config
         cfg = load_config(model_dir)
         apply_overrides(cfg, [f"autoencoder.{kv}" for kv in settings])
         cfg.autoencoder.pretrained = None
-        ref = {k: tuple(v.shape) for k, v in AudioAutoencoder(cfg.autoencoder).state_dict().items()
-               if k.startswith("decoder.")}
+        with torch.device("meta"):  # shapes only
+            ref = {f"decoder.{k}": tuple(v.shape) for k, v in AudioAutoencoder(cfg.autoencoder).decoder.state_dict().items()}
         config_json = cfg.to_json() + "\n"
-        dtype = next(v.dtype for k, v in sd.items() if k.startswith(PREFIX + "decoder.") and v.is_floating_point())
     else:
         ref = {k[len(PREFIX):]: tuple(v.shape) for k, v in sd.items() if k.startswith(PREFIX + "decoder.")}
     if set(dec) != set(ref) or any(tuple(dec[k].shape) != ref[k] for k in ref):
@@ -79,9 +79,8 @@ def replace(ae_file: Path, model_dir: Path, out_dir: Path, note: str = "", setti
                 raise ValueError(f"{ae_file}: encoder tensor {k} differs from {model_dir}'s; fine-tune with "
                                  "autoencoder.train_encoder=false starting from `extract`'s file")
     out = {k: v for k, v in sd.items() if not k.startswith(PREFIX + "decoder.")}
-    for k, v in dec.items():
-        old = sd.get(PREFIX + k)
-        cast = v.to(old.dtype if old is not None else (dtype if v.is_floating_point() else v.dtype))
+    for k, v in dec.items():  # stored in the folder's own floating dtype
+        cast = v.to(dtype) if v.is_floating_point() else v
         if cast.is_floating_point() and not torch.isfinite(cast).all():
             raise ValueError(f"decoder tensor {k} does not fit in {cast.dtype}")
         out[PREFIX + k] = cast.contiguous()

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiox.core.autoencoder import AudioAutoencoder
+from audiox.core.encoders.common import load_safetensors_strict
 
 from audiox.train.checkpoint import CheckpointManager, capture_rng, flatten_optimizer_state, restore_rng, unflatten_optimizer_state
 from audiox.train.config import TrainConfig
@@ -78,25 +79,15 @@ def load_encoder_for_decoder_training(ae: AudioAutoencoder, path: str | Path) ->
     kind (fine-tuning); when the configured decoder differs (e.g. ``decoder=istft`` for a file with an Oobleck
     decoder) the new decoder starts from its initialisation and learns to invert the same latents.
     """
-    path = Path(path)
-    if not path.is_file() or path.suffix != ".safetensors":
-        raise ValueError(f"autoencoder: {path} is not a .safetensors file")
-    from safetensors.torch import load_file
+    from safetensors import safe_open
 
-    state = load_file(str(path))
-    own = ae.state_dict()
-    enc = {k for k in own if k.startswith("encoder.")}
-    missing = sorted(enc - set(state))
-    bad = sorted(k for k in enc & set(state) if tuple(state[k].shape) != tuple(own[k].shape))
-    if missing or bad:
-        raise ValueError(f"autoencoder: {path}'s encoder does not match the configured one "
-                         f"(missing {missing[:3]}, wrong shape {bad[:3]})")
-    dec_own = {k for k in own if k.startswith("decoder.")}
-    dec_file = {k for k in state if k.startswith("decoder.")}
-    same = dec_own == dec_file and all(tuple(state[k].shape) == tuple(own[k].shape) for k in dec_own)
-    keep = enc | (dec_own if same else set())
-    ae.load_state_dict({k: state[k] for k in keep}, strict=False)
-    if not same:
+    load_safetensors_strict(ae.encoder, path, "autoencoder encoder", prefix="encoder.")
+    with safe_open(str(path), "pt") as f:
+        in_file = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys() if k.startswith("decoder.")}
+    same = in_file == {f"decoder.{k}": tuple(v.shape) for k, v in ae.decoder.state_dict().items()}
+    if same:
+        load_safetensors_strict(ae.decoder, path, "autoencoder decoder", prefix="decoder.")
+    else:
         log.info("autoencoder: %s has another decoder; training a fresh %s decoder on its encoder's latents",
                  path, ae.cfg.decoder)
     return not same
@@ -122,8 +113,7 @@ class AutoencoderTrainer:
         else:
             self.ae = AudioAutoencoder(ae_cfg).to(self.device).train()
         self.stft = MultiResolutionSTFTLoss(floor_db=cfg.autoencoder.stft_floor_db)
-        floor = cfg.autoencoder.stft_floor_db
-        self.mel = MultiScaleMelLoss(ae_cfg.sample_rate, floor_db=-70.0 if floor is None else floor).to(self.device)
+        self.mel = MultiScaleMelLoss(ae_cfg.sample_rate, floor_db=cfg.autoencoder.stft_floor_db).to(self.device)
         o = cfg.optim
         params = [p for p in self.ae.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)

@@ -162,8 +162,8 @@ class AutoencoderLossConfig:
     # each clip's crop is the loudest of this many random candidates (1 = uniform): the synthetic world's clips are
     # mostly digital silence, so uniform 1 s crops are often empty and teach the decoder nothing
     crop_candidates: int = 4
-    # log-magnitude floor of the STFT loss, dBFS of white noise (None: eps 1e-7, which rewards silent output on
-    # audio with digital silence; see audiox.train.losses.stft_loss)
+    # log-magnitude floor of both spectral terms (MR-STFT and mel), dBFS of white noise (None: eps 1e-7, which
+    # rewards silent output on audio with digital silence; see audiox.train.losses.stft_loss)
     stft_floor_db: float | None = -70.0
     # false: fine-tune the decoder alone on the frozen encoder's posterior means (the latents a diffusion model
     # trained on this autoencoder sees), so teachers and students trained on it stay valid; needs
