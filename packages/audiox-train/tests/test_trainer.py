@@ -182,3 +182,35 @@ def test_max_minutes_checkpoints_and_stops_then_resumes(fast_cfg, tmp_path):
     assert first.ckpt.latest() is not None and first.ckpt.latest().name == "step-00000001"
     fast_cfg.max_minutes = 0.0
     assert TeacherTrainer(fast_cfg, FixedBatchSource(batch)).fit(max_steps=3) == full
+
+
+def test_init_from_fine_tunes_an_exported_model(tmp_path):
+    """``init_from=FOLDER`` starts the run from the folder's config and weights (fine-tuning); its architecture
+    replaces the preset's, model.* overrides are refused, and a checkpoint in checkpoint.dir still wins."""
+    from audiox.train.cli import main
+
+    base = ["--config", "debug", "data.shards=synthetic", "data.batch_size=2", "log.progress=false", "log.tensorboard=false"]
+    src = tmp_path / "src"
+    assert main([*base, "model.dit.depth=1", "max_steps=2", f"checkpoint.dir={tmp_path / 'a'}", "--out", str(src)]) == 0
+    start = AudioXModel.from_pretrained(src)
+    assert start.config.dit.depth == 1 and get_train_config("debug").model.dit.depth != 1
+
+    # A vanishing learning rate: the fine-tuned export (EMA from the first step on) is the folder's weights.
+    tuned = tmp_path / "tuned"
+    args = [*base, f"init_from={src}", "optim.lr=1e-12", "ema.decay=0.0", "max_steps=1", f"checkpoint.dir={tmp_path / 'b'}"]
+    assert main([*args, "--out", str(tuned)]) == 0
+    after = AudioXModel.from_pretrained(tuned)
+    assert after.config.dit.depth == 1
+    ref = dict(start.named_parameters())
+    for name, p in after.named_parameters():
+        torch.testing.assert_close(p, ref[name], rtol=0, atol=1e-6, msg=name)
+
+    # Without init_from, the same command starts from a fresh initialisation.
+    fresh = tmp_path / "fresh"
+    assert main([*base, "model.dit.depth=1", "seed=1", "optim.lr=1e-12", "ema.decay=0.0", "max_steps=1",
+                 f"checkpoint.dir={tmp_path / 'c'}", "--out", str(fresh)]) == 0
+    other = dict(AudioXModel.from_pretrained(fresh).named_parameters())
+    assert any(not torch.allclose(other[n], ref[n]) for n in ref if n.startswith("dit."))
+
+    assert main([*base, f"init_from={src}", "model.dit.depth=2", f"checkpoint.dir={tmp_path / 'd'}"]) == 2
+    assert main([*base, f"init_from={tmp_path / 'missing'}", f"checkpoint.dir={tmp_path / 'e'}"]) == 2

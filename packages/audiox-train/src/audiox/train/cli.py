@@ -72,7 +72,18 @@ def _teacher(args, cfg) -> int:
     from audiox.train.trainer import TeacherTrainer
 
     rank, _, world = world_info()
-    trainer = TeacherTrainer(cfg, _source(cfg, rank, world), val_source=_val_source(cfg))
+    model = None
+    if cfg.init_from:
+        if any(o.split("=", 1)[0].startswith("model.") for o in args.overrides):
+            raise ValueError("init_from takes the model config from the folder: drop the model.* overrides")
+        import torch
+
+        from audiox.core.model import AudioXModel
+
+        model = AudioXModel.from_pretrained(cfg.init_from, dtype=torch.float32)
+        cfg.model = model.config  # the folder's architecture, so the data pipeline and checkpoints agree with it
+        print(f"initialised from {cfg.init_from} (its config replaces model.*)")
+    trainer = TeacherTrainer(cfg, _source(cfg, rank, world), model=model, val_source=_val_source(cfg))
     trainer.fit()
     out = args.out or str(Path(cfg.checkpoint.dir) / "export")
     path = trainer.export(out)

@@ -193,6 +193,9 @@ class TrainConfig:
     max_minutes: float = 0.0  # wall-clock budget of one invocation (0 = none): checkpoint and stop when spent
     seed: int = 0
     device: str = "auto"  # "auto" = cuda when available
+    # A model folder (an audiox-train export or a bundled model) whose config and weights start the run: fine-tuning.
+    # Its config replaces `model`; a checkpoint in checkpoint.dir still wins on a rerun (resume).
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         _check(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
