@@ -7,7 +7,8 @@
 #   AE_MIN=60 TEACHER_MIN=600 DISTILL_MIN=180 BATCH=16 WORKERS=2 bash recipes/mini.sh runs/mini   # a CPU run
 #
 # Knobs (environment): CLIPS (training clips), SEED (data seed), AE_MIN / TEACHER_MIN / DISTILL_MIN (minutes per
-# stage), BATCH, AE_BATCH, DISTILL_BATCH, WORKERS (loader processes), DEVICE (auto|cpu|cuda), PRECHECK=1 (a
+# stage), BATCH, AE_BATCH, DISTILL_BATCH, WORKERS (loader processes), DEVICE (auto|cpu|cuda), QUANTIZE (int8, the
+# default, stores the exported Linear weights as row-wise int8: about 20 MB per model; none), PRECHECK=1 (a
 # seconds-long dry run of every stage first), RUN (launcher prefix; default `uv run`; empty when the audiox-*
 # commands are on PATH).
 set -euo pipefail
@@ -23,6 +24,7 @@ AE_BATCH="${AE_BATCH:-32}"
 DISTILL_BATCH="${DISTILL_BATCH:-32}"
 WORKERS="${WORKERS:-14}"
 PROGRESS="${PROGRESS:-true}"
+QUANTIZE="${QUANTIZE:-int8}"
 DEVICE="${DEVICE:-auto}"
 RUN="${RUN-uv run}"
 PYTHON="${PYTHON:-python}"
@@ -71,7 +73,7 @@ stamp "data: $CLIPS clips, seed $SEED"; stage_data "$OUT" "$CLIPS" "$SHARD_SIZE"
 stamp "autoencoder: $AE_MIN min"; stage_ae "$OUT" "$AE_MIN"
 stamp "teacher: $TEACHER_MIN min"; stage_teacher "$OUT" "$TEACHER_MIN"
 stamp "distill: $DISTILL_MIN min"; stage_distill "$OUT" "$DISTILL_MIN"
-stamp "export: half precision + model cards"
-$RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) \
+stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
+$RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \
     --recipe "CLIPS=$CLIPS SEED=$SEED AE_MIN=$AE_MIN TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN BATCH=$BATCH AE_BATCH=$AE_BATCH DISTILL_BATCH=$DISTILL_BATCH WORKERS=$WORKERS bash recipes/mini.sh"
 stamp "done: $OUT/teacher-fp16 $OUT/student-fp16"

@@ -12,9 +12,16 @@ import sys
 import tarfile
 from pathlib import Path
 
+from safetensors import safe_open
 from safetensors.torch import load_file, save, save_file
 
 PART = 15 * 2**20
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    """The file's own metadata (format version, int8 storage), carried over to the rebuilt teacher file."""
+    with safe_open(str(path), "pt") as f:
+        return dict(f.metadata() or {"format": "pt"})
 
 
 def pack(run: Path, out: Path) -> None:
@@ -30,7 +37,8 @@ def pack(run: Path, out: Path) -> None:
             tar.add(run / "student-fp16" / name, arcname=f"student/{name}")
         for name in ("config.json", "MODEL_CARD.md"):
             tar.add(run / "teacher-fp16" / name, arcname=f"teacher/{name}")
-        data = save({k: v for k, v in teacher.items() if k not in shared}, metadata={"format": "pt", "audiox_format_version": "1"})
+        data = save({k: v for k, v in teacher.items() if k not in shared},
+                    metadata=_metadata(run / "teacher-fp16" / "model.safetensors"))
         info = tarfile.TarInfo("teacher/model-without-autoencoder.safetensors")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
@@ -52,7 +60,7 @@ def unpack(parts: Path, dest: Path) -> None:
     rest = dest / "teacher" / "model-without-autoencoder.safetensors"
     teacher = load_file(str(rest))
     teacher.update({k: v for k, v in student.items() if k.startswith("autoencoder.")})
-    save_file(teacher, str(dest / "teacher" / "model.safetensors"), metadata={"format": "pt", "audiox_format_version": "1"})
+    save_file(teacher, str(dest / "teacher" / "model.safetensors"), metadata=_metadata(rest))
     rest.unlink()
     print(f"unpack: {dest / 'teacher'} and {dest / 'student'}")
 

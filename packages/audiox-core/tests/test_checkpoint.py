@@ -128,3 +128,69 @@ def test_saved_config_keeps_no_source_checkpoint_paths(tmp_path):
     loaded = AudioXModel.from_pretrained(path)
     a, b = model.state_dict(), loaded.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_rowwise_int8_against_float64_reference():
+    from audiox.core.checkpoint import dequantize_rowwise_int8, quantize_rowwise_int8
+
+    torch.manual_seed(0)
+    w = torch.randn(16, 40) * torch.logspace(-3, 1, 16)[:, None]  # rows of very different magnitude
+    w[3] = 0.0
+    q, scale = quantize_rowwise_int8(w)
+    assert q.dtype == torch.int8 and scale.dtype == torch.float32 and scale.shape == (16,)
+    assert int(q.abs().max()) == 127 and torch.equal(q[3], torch.zeros_like(q[3]))
+    w64 = w.double()
+    ref_scale = w64.abs().amax(1) / 127
+    ref = torch.round(w64 / torch.where(ref_scale > 0, ref_scale, 1.0)[:, None]).clamp(-127, 127)
+    assert torch.equal(q.double(), ref)
+    err = (dequantize_rowwise_int8(q, scale).double() - w64).abs()
+    assert (err <= ref_scale[:, None] * 0.5 + 1e-7 * w64.abs()).all()  # at most half a step per element
+    assert torch.equal(quantize_rowwise_int8(dequantize_rowwise_int8(q, scale))[0], q)  # re-quantizing is exact
+
+
+def test_int8_storage_quantizes_only_linear_weights_outside_the_autoencoder(saved, tmp_path):
+    from audiox.core.checkpoint import SCALE_SUFFIX, cast_pretrained, dequantize_rowwise_int8
+
+    model, path = saved
+    out = cast_pretrained(path, tmp_path / "q8", torch.float16, quantize="int8")
+    stored = load_file(str(out / WEIGHTS_NAME))
+    linear = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    q8 = {k for k, v in stored.items() if v.dtype == torch.int8}
+    assert q8 == {k for k in linear if not k.startswith("autoencoder.")} and q8
+    assert {k[: -len(SCALE_SUFFIX)] for k in stored if k.endswith(SCALE_SUFFIX)} == q8
+    assert all(stored[k].dtype == torch.float16 for k in stored if k not in q8 and not k.endswith(SCALE_SUFFIX))
+    assert json.loads((out / CONFIG_NAME).read_text())["format_version"] == 2
+    assert json.loads((path / CONFIG_NAME).read_text())["format_version"] == 1  # float-only folders stay version 1
+
+    loaded = AudioXModel.from_pretrained(out)
+    a, b = model.state_dict(), loaded.state_dict()
+    for k in a:
+        assert b[k].dtype == a[k].dtype, k
+        if k in q8:
+            assert torch.equal(b[k], dequantize_rowwise_int8(stored[k], stored[k + SCALE_SUFFIX]))
+            step = a[k].abs().amax(1, keepdim=True) / 127
+            assert ((b[k] - a[k]).abs() <= step * 0.5 + 1e-6).all(), k
+        else:
+            assert torch.equal(b[k], a[k].half().float()), k
+    # the velocity of the dequantized model stays close to the float one
+    inputs = ConditionInputs(text=["beep"], task=["t2a"])
+    z = torch.randn(1, model.config.autoencoder.latent_dim, model.config.latent_length)
+    t = torch.tensor([0.4])
+    with torch.no_grad():
+        v0 = model(z, t, model.prepare_conditions(inputs))
+        v1 = loaded(z, t, loaded.prepare_conditions(inputs))
+    assert (v1 - v0).norm() / v0.norm() < 0.02
+
+    # saving the loaded model again gives the same codes; a float-only save of it is version 1 again
+    again = cast_pretrained(out, tmp_path / "q8b", torch.float16, quantize="int8")
+    assert all(torch.equal(v, load_file(str(again / WEIGHTS_NAME))[k]) for k, v in stored.items())
+    half = cast_pretrained(out, tmp_path / "half", torch.float16)
+    assert json.loads((half / CONFIG_NAME).read_text())["format_version"] == 1
+    assert (out / WEIGHTS_NAME).stat().st_size < 0.8 * (half / WEIGHTS_NAME).stat().st_size
+
+    with pytest.raises(ValueError, match="quantize must be"):
+        cast_pretrained(path, tmp_path / "bad", torch.float16, quantize="int4")
+    stored.pop(next(iter(q8)))  # a scale without its codes
+    save_file(stored, str(out / WEIGHTS_NAME), metadata={"format": "pt", "audiox_format_version": "2"})
+    with pytest.raises(ValueError, match="missing 1 keys"):
+        AudioXModel.from_pretrained(out)

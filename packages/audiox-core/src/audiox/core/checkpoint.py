@@ -2,7 +2,10 @@
 
 - Written atomically: everything goes to a temporary sibling folder that replaces the target in one rename,
   so a crash mid-write leaves the previous folder (or nothing) behind, never a half-written one.
-- Exact round trip: every tensor is stored as is (tied tensors are stored once per name).
+- Exact round trip: every tensor is stored as is (tied tensors are stored once per name), unless a smaller
+  file is asked for: ``dtype=torch.float16`` halves it; ``quantize="int8"`` also stores the weight of every
+  ``nn.Linear`` outside the autoencoder as int8 with one float32 scale per output row (weight-only: the model is
+  dequantized when loaded and runs in float; the autoencoder's convolutions stay in the float type).
 - Loading never unpickles: safetensors only. Errors are one line and name what is wrong: a missing folder or
   file, weights that do not match the config (missing / unexpected keys, wrong shapes), or a config written by a
   newer format version.
@@ -27,10 +30,41 @@ from audiox.core.config import FORMAT_VERSION, AudioXConfig
 if TYPE_CHECKING:
     from audiox.core.model import AudioXModel
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "save_pretrained", "cast_pretrained", "from_pretrained", "resolve_model_path", "atomic_dir"]
+__all__ = [
+    "CONFIG_NAME", "WEIGHTS_NAME", "save_pretrained", "cast_pretrained", "from_pretrained", "resolve_model_path",
+    "atomic_dir", "quantize_rowwise_int8", "dequantize_rowwise_int8",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: ``<name>`` holds the int8 codes of a quantized weight and ``<name>@scale`` its per-row scales.
+SCALE_SUFFIX = "@scale"
+QUANT_KINDS = ("int8",)
+
+
+def quantize_rowwise_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric row-wise int8: ``w[i, :] ~= q[i, :] * scale[i]`` with ``|q| <= 127``; each element is off by at
+    most ``scale[i] / 2``. Returns ``(q int8 (out, in), scale float32 (out,))``; an all-zero row gets scale 1."""
+    w = w.detach().float()
+    absmax = w.abs().amax(dim=1)
+    scale = torch.where(absmax > 0, absmax / 127.0, torch.ones_like(absmax))
+    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q, scale
+
+
+def dequantize_rowwise_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """float32 ``q * scale`` per row, the inverse of :func:`quantize_rowwise_int8` up to its rounding."""
+    return q.float() * scale.float()[:, None]
+
+
+def _int8_weight_names(model: AudioXModel) -> set[str]:
+    """The weights ``quantize="int8"`` stores as int8: every ``nn.Linear`` outside the autoencoder, whose
+    convolutions reconstruct the waveform and keep the float type."""
+    return {
+        f"{name}.weight"
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and not name.startswith("autoencoder.")
+    }
 
 
 class atomic_dir:
@@ -61,40 +95,53 @@ class atomic_dir:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _config_for_saving(config: AudioXConfig) -> AudioXConfig:
+def _config_for_saving(config: AudioXConfig, version: int) -> AudioXConfig:
     # the folder holds every weight: the encoders' source checkpoints (often machine-local paths) are not kept
     cfg = _without_pretrained_paths(config)
-    cfg.format_version = FORMAT_VERSION
+    cfg.format_version = version
     return cfg
 
 
 def save_pretrained(
     model: AudioXModel, path: str | Path, *, state_dict: dict[str, torch.Tensor] | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | None = None, quantize: str | None = None,
 ) -> Path:
     """Write ``config.json`` and ``model.safetensors`` to ``path`` atomically. ``state_dict`` overrides the
     model's own weights (e.g. EMA weights at export); ``dtype`` stores floating-point tensors in that type
-    (``torch.float16`` halves a shipped model; ``from_pretrained`` casts back to the model's type)."""
+    (``torch.float16`` halves a shipped model; ``from_pretrained`` casts back to the model's type);
+    ``quantize="int8"`` stores the Linear weights outside the autoencoder as row-wise int8 (format version 2)."""
+    if quantize is not None and quantize not in QUANT_KINDS:
+        raise ValueError(f"quantize must be one of {QUANT_KINDS} or None, got {quantize!r}")
     path = Path(path)
     sd = model.state_dict() if state_dict is None else state_dict
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}
+    int8 = _int8_weight_names(model) & set(tensors) if quantize == "int8" else set()
+    scales = {}
+    for k in sorted(int8):
+        tensors[k], scales[k + SCALE_SUFFIX] = quantize_rowwise_int8(tensors[k])
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-    cfg = _config_for_saving(model.config)
+    tensors.update(scales)  # the scales stay float32 whatever ``dtype`` is
+    version = 2 if int8 else 1
+    meta = {"format": "pt", "audiox_format_version": str(version)}
+    if int8:
+        meta["audiox_quantize"] = "int8-rowwise"
+    cfg = _config_for_saving(model.config, version)
     with atomic_dir(path) as tmp:
         (tmp / CONFIG_NAME).write_text(cfg.to_json() + "\n")
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "audiox_format_version": str(FORMAT_VERSION)})
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata=meta)
     return path
 
 
-def cast_pretrained(src: str | Path, dst: str | Path, dtype: torch.dtype) -> Path:
+def cast_pretrained(src: str | Path, dst: str | Path, dtype: torch.dtype, quantize: str | None = None) -> Path:
     """Rewrite a model folder with its floating-point weights stored as ``dtype`` (atomically, ``dst`` may be
-    ``src``). Refuses a cast that overflows: every weight must stay finite."""
+    ``src``), and its Linear weights as int8 with ``quantize="int8"``. Refuses a cast that overflows: every
+    weight must stay finite. A quantized source is dequantized first: quantizing it again is exact."""
     model = from_pretrained(src)
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor.to(dtype)).all():
             raise ValueError(f"{name} does not fit in {dtype}: casting it gives inf/nan")
-    return save_pretrained(model, dst, dtype=dtype)
+    return save_pretrained(model, dst, dtype=dtype, quantize=quantize)
 
 
 def resolve_model_path(path_or_id: str | Path) -> Path:
@@ -146,7 +193,8 @@ def from_pretrained(
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing: not an audiox model folder")
-    saved_cfg = config
+    saved_cfg = copy.deepcopy(config)
+    saved_cfg.format_version = FORMAT_VERSION  # in memory the model is in the current format (dequantized)
     model = AudioXModel(_without_pretrained_paths(config))
     model.config = saved_cfg
     own = model.state_dict()
@@ -155,9 +203,10 @@ def from_pretrained(
         version = int(meta.get("audiox_format_version", FORMAT_VERSION))
         if version > FORMAT_VERSION:
             raise ValueError(f"{weights} was written by format version {version}, newer than {FORMAT_VERSION}; upgrade audiox")
-        keys = set(f.keys())
+        scaled = {k[: -len(SCALE_SUFFIX)] for k in f.keys() if k.endswith(SCALE_SUFFIX)}
+        keys = set(f.keys()) - {k + SCALE_SUFFIX for k in scaled}
         missing = sorted(set(own) - keys)
-        unexpected = sorted(keys - set(own))
+        unexpected = sorted((keys - set(own)) | (scaled - keys))
         if missing or unexpected:
             raise ValueError(
                 f"{weights} does not match {CONFIG_NAME}: missing {len(missing)} keys {missing[:3]}, "
@@ -169,6 +218,11 @@ def from_pretrained(
             if shape != tuple(own[k].shape):
                 raise ValueError(f"{weights} does not match {CONFIG_NAME}: {k} has shape {shape}, config gives {tuple(own[k].shape)}")
             state[k] = f.get_tensor(k)
+            if k in scaled:
+                scale = f.get_tensor(k + SCALE_SUFFIX)
+                if state[k].dtype != torch.int8 or state[k].dim() != 2 or tuple(scale.shape) != shape[:1]:
+                    raise ValueError(f"{weights}: {k} has a scale but is not a row-wise int8 matrix with one scale per row")
+                state[k] = dequantize_rowwise_int8(state[k], scale).to(own[k].dtype)
     model.load_state_dict(state, strict=True)
     model.to(device=device)
     if dtype is not None:

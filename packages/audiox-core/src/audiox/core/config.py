@@ -32,8 +32,10 @@ __all__ = [
 ]
 
 #: Version of the on-disk format (config.json + model.safetensors). Bumped on incompatible changes;
-#: ``from_pretrained`` refuses files written by a newer version.
-FORMAT_VERSION = 1
+#: ``from_pretrained`` refuses files written by a newer version. 1: every weight in a float type; 2: Linear weights
+#: may be stored as row-wise int8 with their scales (``save_pretrained(quantize="int8")``). A folder is written
+#: with the lowest version that can read it, so float-only folders stay readable by version-1 releases.
+FORMAT_VERSION = 2
 
 #: The paper's tasks. ``*2a`` are general audio, ``*2m`` music; inpainting and completion take ``X_a``.
 TASKS = ("t2a", "t2m", "v2a", "v2m", "tv2a", "tv2m", "i2a", "inpaint", "complete")

@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
 # Helpers ------------------------------------------------------------------------------------------------
 
 
+def _storage_note(weights: Path) -> str:
+    from safetensors import safe_open
+
+    with safe_open(str(weights), "pt") as f:
+        quant = (f.metadata() or {}).get("audiox_quantize")
+    return f" ({quant} Linear weights, dequantized when loaded)" if quant else ""
+
+
 def _model_path(arg: str | None) -> str:
     from audiox.infer import defaults
 
@@ -323,7 +331,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     lines = [
         f"model        {folder}",
         f"preset       {cfg.name} (format {cfg.format_version})",
-        f"weights      {weights.name} {weights.stat().st_size / 2**20:.1f} MiB" if weights.is_file() else "weights      MISSING",
+        f"weights      {weights.name} {weights.stat().st_size / 2**20:.1f} MiB{_storage_note(weights)}" if weights.is_file() else "weights      MISSING",
         f"audio        {cfg.duration:g} s at {ae.sample_rate} Hz, {ae.audio_channels} channel(s)",
         f"latent       {ae.latent_dim} x {cfg.latent_length} frames ({ae.latent_rate:g}/s, hop {ae.hop_length})",
         f"video        CLIP {cfg.video.model_name} at {cfg.video.fps:g} fps, {cfg.video.image_size}px; "
