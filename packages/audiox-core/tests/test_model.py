@@ -179,3 +179,30 @@ def test_drop_mask_rates():
     rates = d.float().mean(0)
     for got, p in zip(rates.tolist(), (0.1, 0.2, 0.3)):
         assert abs(got - (p + 0.05 - p * 0.05)) < 0.01
+
+
+def test_audio_prompt_encoded_only_where_present(debug_model):
+    """A batch where some samples have no audio prompt encodes only the others (the encoder runs at the audio
+    rate): their features equal a full-batch encode, the absent rows are zero."""
+    cfg = debug_model.config
+    inputs = make_inputs(cfg, 3, text=True, video=False, audio=True)
+    full = debug_model.encode_modalities(inputs).audio
+    calls = []
+    enc = debug_model.autoencoder.encode
+
+    def spy(wav, *a, **k):
+        calls.append(wav.shape[0])
+        return enc(wav, *a, **k)
+
+    debug_model.autoencoder.encode = spy
+    try:
+        inputs.audio_present = torch.tensor([True, False, True])
+        part = debug_model.encode_modalities(inputs)
+        inputs.audio_present = torch.tensor([False, False, False])
+        none = debug_model.encode_modalities(inputs)
+    finally:
+        del debug_model.autoencoder.encode
+    assert calls == [2]  # two present rows, then nothing to encode
+    torch.testing.assert_close(part.audio[[0, 2]], full[[0, 2]], rtol=1e-5, atol=1e-6)
+    assert torch.equal(part.audio[1], torch.zeros_like(part.audio[1])) and not none.audio.any()
+    assert part.audio_present.tolist() == [True, False, True]

@@ -54,3 +54,42 @@ def test_cli_runs_and_rejects_bad_input(teacher_dir, tmp_path, capsys):
     assert main(["--teacher", str(teacher_dir), "--config", "debug", "dmd.nope=1"]) == 2
     assert main(["--teacher", str(teacher_dir), "--config", "debug", "device=cpu", "gan.num_blocks=9"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_distills_from_latents_cached_with_the_teachers_encoder(tmp_path, capsys):
+    """`audiox-train encode-latents init_from=TEACHER` caches the corpus; `audiox-distill ... data.latents=true`
+    reads it: ``prepare`` hands the cached latents through unchanged and runs no encoder for the targets."""
+    from audiox.data.shards import synth_shards
+    from audiox.data.synth import SynthConfig
+    from audiox.distill.trainer import audiox_prepare
+    from audiox.train import build_source, get_train_config
+    from audiox.train.cli import main as train_main
+    from audiox.train.latents import latent_tag
+
+    cfg = get_config("debug")
+    cfg.duration = 2.0
+    torch.manual_seed(0)
+    teacher_dir = AudioXModel(cfg).save_pretrained(tmp_path / "teacher")
+    data = tmp_path / "data"
+    synth_shards(data, clips=4, seed=0, shard_size=2, cfg=SynthConfig(sample_rate=8000, duration=2.0, image_size=32),
+                 prompts={"t2a_bench": 1, "v2a": 1, "t2m": 1}, progress=False)
+    assert train_main(["encode-latents", "--config", "debug", f"init_from={teacher_dir}", f"data.shards={data}",
+                       "log.progress=false"]) == 0
+    teacher = AudioXModel.from_pretrained(teacher_dir)
+    tcfg = get_train_config("debug", [f"data.shards={data}", "data.batch_size=2", "data.latents=true",
+                                      'data.task_weights={"t2a": 1.0, "t2m": 1.0}'])  # no audio prompts to encode
+    batch = build_source(tcfg.data, teacher.config, latent_tag=latent_tag(teacher)).next_batch()
+    assert batch.latents is not None
+    teacher.autoencoder.encode_posterior = None  # any encoder call would fail
+    _, z0 = audiox_prepare(teacher, torch.device("cpu"))(batch)
+    assert torch.equal(z0, batch.latents)
+
+    rc = main(["--teacher", str(teacher_dir), "--config", "debug", "--export", str(tmp_path / "s"), "device=cpu",
+               f"checkpoint.dir={tmp_path / 'run'}", "max_steps=1", f"data.shards={data}", "data.batch_size=2",
+               "data.latents=true"])
+    assert rc == 0 and (tmp_path / "s" / "model.safetensors").is_file()
+    for p in data.glob("*.latents-*"):
+        p.unlink()
+    assert main(["--teacher", str(teacher_dir), "--config", "debug", "device=cpu", f"checkpoint.dir={tmp_path / 'r2'}",
+                 "max_steps=1", f"data.shards={data}", "data.batch_size=2", "data.latents=true"]) == 2
+    assert "no latents for this autoencoder" in capsys.readouterr().err

@@ -36,6 +36,9 @@ _EXPORTS = {
     "strong_label_annotations": "annotate",
     "template_augment": "annotate",
     "dataset_stats": "stats",
+    "sidecar_path": "latents",
+    "load_sidecar": "latents",
+    "save_sidecar": "latents",
 }
 __all__ = list(_EXPORTS)
 

@@ -26,6 +26,7 @@ class TrainBatch:
     inputs: ConditionInputs
     keys: list[str] = field(default_factory=list)  # sample ids (shard key), for logging and pairing
     inpaint_mask: Tensor | None = None  # (B, S) bool
+    latents: Tensor | None = None  # (B, C, T) cached E(audio) (audiox.data.latents); None = encode ``audio``
 
     @property
     def batch_size(self) -> int:
@@ -37,4 +38,5 @@ class TrainBatch:
             audio=self.audio.to(device=device, dtype=dtype) if dtype is not None else self.audio.to(device),
             inputs=self.inputs.to(device, dtype),
             inpaint_mask=None if self.inpaint_mask is None else self.inpaint_mask.to(device),
+            latents=None if self.latents is None else self.latents.to(device),
         )

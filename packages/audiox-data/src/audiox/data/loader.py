@@ -31,6 +31,7 @@ import webdataset as wds
 from audiox.core.config import TASKS, AudioXConfig
 from audiox.core.types import ConditionInputs
 from audiox.data.batch import TrainBatch
+from audiox.data.latents import load_sidecar
 from audiox.data.media import decode_audio, decode_video, resample
 from audiox.data.schema import validate_annotation
 from audiox.data.shards import list_shards
@@ -68,6 +69,7 @@ class LoaderConfig:
     world_size: int = 1
     drop_last: bool = True
     decode_threads: int = 0  # >0: decode samples in a thread pool (PyAV / soundfile release the GIL); same batches
+    latents: str = ""  # tag of cached target latents beside the shards (audiox.data.latents); "" = none
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -91,6 +93,7 @@ class _Item:
     sync: torch.Tensor | None = None  # (F_s, 3, H_s, W_s)
     prompt: torch.Tensor | None = None  # (C_a, S)
     mask: torch.Tensor | None = None  # (S,) bool
+    latent: torch.Tensor | None = None  # (C, T) cached latent of ``audio``
 
 
 class ShardLoader:
@@ -125,6 +128,10 @@ class ShardLoader:
         for url in mine:
             pipe = wds.DataPipeline(wds.SimpleShardList([url]), wds.tarfile_to_samples(handler=self._bad_shard))
             samples = list(pipe)
+            if self.cfg.latents:
+                cache = load_sidecar(url, self.cfg.latents)
+                for raw in samples:
+                    raw["__latent__"] = cache.get(raw["__key__"])
             perm = np.random.default_rng([self.cfg.seed, epoch, zlib.crc32(url.encode())]).permutation(len(samples))
             for i in perm:
                 yield samples[i]
@@ -156,6 +163,25 @@ class ShardLoader:
         # uint8 0-255: a quarter of float32's bytes through worker processes and to the GPU; the encoders scale it
         return x.contiguous()
 
+    def _target(self, audio: torch.Tensor, start: int) -> torch.Tensor:
+        """``(C_a, S)``: the model's duration from ``start``, zero-padded at the end."""
+        target = torch.zeros(self.channels, self.S)
+        seg = audio[:, start : start + self.S]
+        target[:, : seg.shape[1]] = seg
+        return target
+
+    def clip_targets(self, url: str) -> Iterator[tuple[str, torch.Tensor | Exception]]:
+        """``(key, target from the clip's start)`` for every sample of one shard, in file order: what the cached
+        latents encode (``audiox-train encode-latents``). A sample that does not decode gives its error."""
+        pipe = wds.DataPipeline(wds.SimpleShardList([url]), wds.tarfile_to_samples(handler=self._bad_shard))
+        for raw in pipe:
+            try:
+                if "flac" not in raw and "wav" not in raw:
+                    raise ValueError("no target audio")
+                yield raw["__key__"], self._target(self._audio(raw.get("flac") or raw["wav"]), 0)
+            except Exception as e:  # noqa: BLE001
+                yield raw["__key__"], e
+
     def _item(self, raw: dict, epoch: int) -> _Item:
         key = raw["__key__"]
         ann = validate_annotation(json.loads(raw["json"]))
@@ -178,15 +204,15 @@ class ShardLoader:
         audio = self._audio(raw.get("flac") or raw["wav"])
         length = audio.shape[1]
         start = int(rng.integers(0, length - self.S + 1)) if self.cfg.random_crop and length > self.S else 0
-        target = torch.zeros(self.channels, self.S)
-        seg = audio[:, start : start + self.S]
-        target[:, : seg.shape[1]] = seg
+        target = self._target(audio, start)
         t0 = start / self.sr
         text = None
         if task in TEXT_TASKS:
             caps = [ann["caption"]] + [c for v in ann.get("captions", {}).values() for c in v]
             text = caps[int(rng.integers(len(caps)))]
         item = _Item(key, task, target, text)
+        if start == 0 and raw.get("__latent__") is not None:  # the cache holds the clip from its start
+            item.latent = raw["__latent__"]
         if task in VIDEO_TASKS:
             frames, src_fps = decode_video(raw["mp4"])
             still = (t0 + self.model_cfg.duration * rng.uniform(0.2, 0.8)) if task == "i2a" else None
@@ -243,11 +269,13 @@ class ShardLoader:
             audio=prompt,
             audio_present=ap,
         )
+        cached = all(it.latent is not None for it in items)
         return TrainBatch(
             audio=torch.stack([it.audio for it in items]),
             inputs=inputs,
             keys=[it.key for it in items],
             inpaint_mask=mask,
+            latents=torch.stack([it.latent for it in items]) if cached else None,
         )
 
     def _try_item(self, raw: dict, epoch: int) -> _Item | Exception:

@@ -47,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.synthetic:
             source = FixedBatchSource(synthetic_batch(teacher.config, cfg.data.batch_size, seed=cfg.seed))
         else:
-            source = build_source(cfg.data, teacher.config, rank=rank, world_size=world)
+            tag = ""
+            if cfg.data.latents:  # the teacher's encoder is the one that made the cache
+                from audiox.train.latents import latent_tag
+
+                tag = latent_tag(teacher)
+            source = build_source(cfg.data, teacher.config, rank=rank, world_size=world, latent_tag=tag)
         trainer = DistillTrainer(cfg, teacher, source, run_dir=args.run_dir or None)
     except (ValueError, FileNotFoundError, TypeError) as exc:
         print(f"audiox-distill: error: {exc}", file=sys.stderr)

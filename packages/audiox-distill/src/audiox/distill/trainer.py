@@ -82,7 +82,10 @@ def audiox_prepare(teacher: nn.Module, device: torch.device) -> Callable[[Any], 
     @torch.no_grad()
     def prepare(batch: Any) -> tuple[Any, Tensor]:
         batch = batch.to(device)
-        z0 = teacher.autoencoder.encode(teacher.autoencoder.pad_to_hop(batch.audio))  # (B, C, T)
+        if batch.latents is not None:  # cached by `audiox-train encode-latents` (data.latents=true)
+            z0 = batch.latents.to(device, teacher.dtype)  # (B, C, T)
+        else:
+            z0 = teacher.autoencoder.encode(teacher.autoencoder.pad_to_hop(batch.audio))  # (B, C, T)
         return teacher.encode_modalities(batch.inputs), z0
 
     return prepare

@@ -6,6 +6,7 @@ Examples::
     audiox-train --config mini data.shards='data/train-{000000..000099}.tar'   # the shipped model's teacher
     audiox-train autoencoder --config mini data.shards='data/train-*.tar' max_steps=20000
     audiox-train bench --config mini                                         # samples/s and tokens/s here
+    audiox-train encode-latents --config mini init_from=models/t data.shards=...  # cache target latents once
     torchrun --nproc_per_node 8 -m audiox.train.cli --config paper data.shards=...   # one 8-GPU node (ZeRO-2)
 
 ``data.shards=synthetic`` trains on a fixed batch of generated tones (for smoke tests and benchmarks).
@@ -21,7 +22,7 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = ("teacher", "autoencoder", "bench", "export")
+COMMANDS = ("teacher", "autoencoder", "bench", "export", "encode-latents")
 
 EPILOG = """examples:
   audiox-train --config debug data.shards=synthetic max_steps=200
@@ -29,6 +30,8 @@ EPILOG = """examples:
   audiox-train autoencoder --config mini data.shards='data/train-*.tar'
   audiox-train bench --config mini --steps 5
   audiox-train export --config mini checkpoint.dir=runs/mini --out models/mini-teacher
+  audiox-train encode-latents --config mini model.autoencoder.pretrained=ae.safetensors data.shards=data
+  audiox-train --config mini model.autoencoder.pretrained=ae.safetensors data.shards=data data.latents=true
 multi-GPU (DeepSpeed ZeRO, see docs/training.md):
   torchrun --nproc_per_node 8 -m audiox.train.cli --config paper data.shards=...
 """
@@ -42,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     p.add_argument("command", nargs="?", default="teacher",
-                   help="teacher (default), autoencoder, bench or export")
+                   help="teacher (default), autoencoder, bench, export or encode-latents")
     p.add_argument("--config", default="debug", help="train preset (debug, mini, paper) or a JSON file")
     p.add_argument("--out", default=None, help="export folder (teacher/export: written when training ends)")
     p.add_argument("--steps", type=int, default=5, help="bench: timed steps (after 2 warm-up steps)")
@@ -50,20 +53,54 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _source(cfg, rank: int, world: int):
+def _source(cfg, rank: int, world: int, tag: str = ""):
     from audiox.train.sources import FixedBatchSource, build_source
     from audiox.train.testing import synthetic_batch
 
     if cfg.data.shards == "synthetic":
         return FixedBatchSource(synthetic_batch(cfg.model, cfg.data.batch_size, seed=cfg.seed + rank))
-    return build_source(cfg.data, cfg.model, rank=rank, world_size=world)
+    return build_source(cfg.data, cfg.model, rank=rank, world_size=world, latent_tag=tag)
 
 
-def _val_source(cfg):
+def _val_source(cfg, tag: str = ""):
     from audiox.train.sources import build_source
 
     if cfg.data.val_shards:
-        return build_source(cfg.data, cfg.model, shards=cfg.data.val_shards)
+        return build_source(cfg.data, cfg.model, shards=cfg.data.val_shards, latent_tag=tag)
+    return None
+
+
+def _encode_latents(args, cfg) -> int:
+    from audiox.train.engine import resolve_device
+    from audiox.train.latents import encode_shards
+
+    if not cfg.data.shards or cfg.data.shards == "synthetic":
+        raise ValueError("encode-latents needs data.shards=PATTERN (the corpus to cache)")
+    model = _model(args, cfg, always=True)
+    r = encode_shards(model, cfg.data.shards, batch_size=cfg.data.batch_size, device=resolve_device(cfg.device),
+                      progress=cfg.log.progress)
+    print(f"encode-latents: tag {r.tag}: {r.clips} clips in {r.shards} shard(s), {r.skipped_shards} already cached, "
+          f"{r.bad_clips} undecodable, {r.seconds:.1f} s; train with data.latents=true and the same autoencoder")
+    return 0
+
+
+def _model(args, cfg, *, always: bool = False):
+    """The model a run starts from: the ``init_from`` folder (its config replaces model.*), a fresh one built as
+    TeacherTrainer would build it when ``always`` (e.g. to fingerprint its encoder), else None."""
+    import torch
+
+    from audiox.core.model import AudioXModel
+
+    if cfg.init_from:
+        if any(o.split("=", 1)[0].startswith("model.") for o in args.overrides):
+            raise ValueError("init_from takes the model config from the folder: drop the model.* overrides")
+        model = AudioXModel.from_pretrained(cfg.init_from, dtype=torch.float32)
+        cfg.model = model.config  # the folder's architecture, so the data pipeline and checkpoints agree with it
+        print(f"initialised from {cfg.init_from} (its config replaces model.*)")
+        return model
+    if always:
+        torch.manual_seed(cfg.seed)  # the same initialisation as inside TeacherTrainer
+        return AudioXModel(cfg.model)
     return None
 
 
@@ -72,18 +109,13 @@ def _teacher(args, cfg) -> int:
     from audiox.train.trainer import TeacherTrainer
 
     rank, _, world = world_info()
-    model = None
-    if cfg.init_from:
-        if any(o.split("=", 1)[0].startswith("model.") for o in args.overrides):
-            raise ValueError("init_from takes the model config from the folder: drop the model.* overrides")
-        import torch
+    model = _model(args, cfg, always=cfg.data.latents and cfg.data.shards != "synthetic")
+    tag = ""
+    if model is not None and cfg.data.latents:
+        from audiox.train.latents import latent_tag
 
-        from audiox.core.model import AudioXModel
-
-        model = AudioXModel.from_pretrained(cfg.init_from, dtype=torch.float32)
-        cfg.model = model.config  # the folder's architecture, so the data pipeline and checkpoints agree with it
-        print(f"initialised from {cfg.init_from} (its config replaces model.*)")
-    trainer = TeacherTrainer(cfg, _source(cfg, rank, world), model=model, val_source=_val_source(cfg))
+        tag = latent_tag(model)
+    trainer = TeacherTrainer(cfg, _source(cfg, rank, world, tag), model=model, val_source=_val_source(cfg, tag))
     trainer.fit()
     out = args.out or str(Path(cfg.checkpoint.dir) / "export")
     path = trainer.export(out)
@@ -159,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         from audiox.train.config import get_train_config
 
         cfg = get_train_config(args.config, args.overrides)
-        return {"teacher": _teacher, "bench": _bench, "export": _export}[args.command](args, cfg)
+        commands = {"teacher": _teacher, "bench": _bench, "export": _export, "encode-latents": _encode_latents}
+        return commands[args.command](args, cfg)
     except (ValueError, FileNotFoundError) as exc:
         print(f"audiox-train: error: {exc}", file=sys.stderr)
         return 2

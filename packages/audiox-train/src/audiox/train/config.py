@@ -109,6 +109,9 @@ class DataConfig:
     num_workers: int = 0
     task_weights: dict[str, float] = field(default_factory=dict)  # {} = the loader's defaults
     seed: int = 0
+    # Read the target latents cached beside the shards by `audiox-train encode-latents` (same autoencoder)
+    # instead of encoding every batch: the frozen encoder dominated a CPU step.
+    latents: bool = False
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"data.batch_size must be >= 1, got {self.batch_size}")

@@ -167,11 +167,12 @@ class ParallelLoaderSource:
 
 
 def build_source(data: DataConfig, model: AudioXConfig, *, shards: str | None = None, rank: int = 0,
-                 world_size: int = 1) -> LoaderSource | ParallelLoaderSource:
+                 world_size: int = 1, latent_tag: str = "") -> LoaderSource | ParallelLoaderSource:
     """The WebDataset loader of ``audiox.data`` over ``data.shards`` (or ``shards``).
 
     ``data.num_workers > 0`` decodes in that many worker processes (:class:`ParallelLoaderSource`); the shards
-    must number at least ``world_size * num_workers``.
+    must number at least ``world_size * num_workers``. ``latent_tag`` (with ``data.latents=true``; see
+    :func:`audiox.train.latents.latent_tag`) attaches the cached target latents; every shard must have them.
     """
     pattern = shards if shards is not None else data.shards
     if not pattern:
@@ -179,6 +180,19 @@ def build_source(data: DataConfig, model: AudioXConfig, *, shards: str | None = 
     from audiox.data.loader import LoaderConfig, ShardLoader
 
     kwargs: dict[str, Any] = {"batch_size": data.batch_size, "seed": data.seed, "rank": rank, "world_size": world_size}
+    if data.latents:
+        from audiox.data.latents import missing_sidecars
+        from audiox.data.shards import list_shards
+
+        if not latent_tag:
+            raise ValueError("data.latents=true needs the model's latent tag (audiox.train.latents.latent_tag)")
+        missing = missing_sidecars(list_shards(pattern), latent_tag)
+        if missing:
+            raise FileNotFoundError(
+                f"data.latents=true: {len(missing)} shard(s) have no latents for this autoencoder (tag {latent_tag}), "
+                f"e.g. {missing[0]}; run `audiox-train encode-latents` with the same model and data.shards first"
+            )
+        kwargs["latents"] = latent_tag
     if data.task_weights:
         kwargs["task_weights"] = dict(data.task_weights)
     if data.num_workers > 0:

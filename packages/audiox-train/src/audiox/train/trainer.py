@@ -115,8 +115,11 @@ class TeacherTrainer:
         model = self.engine.module
         batch = batch.to(self.device)
         b = batch.batch_size
-        with torch.no_grad():
-            z0 = model.autoencoder.encode(model.autoencoder.pad_to_hop(batch.audio))  # (B, C, T)
+        if batch.latents is not None:  # cached by `audiox-train encode-latents` (data.latents=true)
+            z0 = batch.latents.to(self.device, model.dtype)  # (B, C, T)
+        else:
+            with torch.no_grad():
+                z0 = model.autoencoder.encode(model.autoencoder.pad_to_hop(batch.audio))  # (B, C, T)
         feats = model.encode_modalities(batch.inputs)
         d = cfg.dropout
         drop = sample_drop_mask(b, p_text=d.p_text, p_video=d.p_video, p_audio=d.p_audio, p_all=d.p_all,
