@@ -8,7 +8,9 @@
 #
 # Knobs (environment): CLIPS (training clips), SEED (data seed), AE_MIN / TEACHER_MIN / DISTILL_MIN (minutes per
 # stage), BATCH, AE_BATCH, DISTILL_BATCH, WORKERS (loader processes), DEVICE (auto|cpu|cuda), QUANTIZE (int8, the
-# default, stores the exported Linear weights as row-wise int8: about 20 MB per model; none), PRECHECK=1 (a
+# default, stores the exported Linear weights as row-wise int8: about 20 MB per model; none), LATENTS (1, the
+# default: encode the corpus's target latents once after the autoencoder stage and let the teacher and the
+# distillation read them, `audiox-train encode-latents`; 0: encode every batch), PRECHECK=1 (a
 # seconds-long dry run of every stage first), RUN (launcher prefix; default `uv run`; empty when the audiox-*
 # commands are on PATH).
 set -euo pipefail
@@ -25,6 +27,8 @@ DISTILL_BATCH="${DISTILL_BATCH:-32}"
 WORKERS="${WORKERS:-14}"
 PROGRESS="${PROGRESS:-true}"
 QUANTIZE="${QUANTIZE:-int8}"
+LATENTS="${LATENTS:-1}"
+CACHE=(); [ "$LATENTS" = 1 ] && CACHE=(data.latents=true)
 DEVICE="${DEVICE:-auto}"
 RUN="${RUN-uv run}"
 PYTHON="${PYTHON:-python}"
@@ -42,15 +46,20 @@ stage_ae() {  # audio-only tasks: the autoencoder needs no video decoding
         autoencoder.crop_seconds=1.0 max_steps=1000000 max_minutes="$2" log.progress="$PROGRESS" checkpoint.every=100000 \
         checkpoint.dir="$1/autoencoder" --out "$1/autoencoder.safetensors"
 }
+stage_latents() {  # the frozen autoencoder's latents of every clip, once (skips shards already cached)
+    [ "$LATENTS" = 1 ] || return 0
+    $RUN audiox-train encode-latents --config mini device="$DEVICE" data.shards="$1/data" data.batch_size="$AE_BATCH" \
+        model.autoencoder.pretrained="$1/autoencoder.safetensors" log.progress=false
+}
 stage_teacher() {
-    $RUN audiox-train --config mini device="$DEVICE" data.shards="$1/data" data.batch_size="$BATCH" \
+    $RUN audiox-train --config mini device="$DEVICE" data.shards="$1/data" data.batch_size="$BATCH" "${CACHE[@]}" \
         data.num_workers="$WORKERS" model.autoencoder.pretrained="$1/autoencoder.safetensors" \
         optim.lr=5e-4 schedule.inv_gamma=5e3 ema.decay=0.995 log.val_every=0 log.sample_every=0 log.tensorboard=false \
         max_steps=1000000 max_minutes="$2" log.progress="$PROGRESS" checkpoint.every=100000 checkpoint.dir="$1/teacher-run" --out "$1/teacher"
 }
 stage_distill() {  # DMD2's two-time-scale ratio (1 student : 5 fake updates); see docs/distillation.md
     $RUN audiox-distill --teacher "$1/teacher" --config paper --export "$1/student" --run-dir "$1/distill-run" \
-        device="$DEVICE" deepspeed.enabled=false data.shards="$1/data" data.batch_size="$DISTILL_BATCH" \
+        device="$DEVICE" deepspeed.enabled=false data.shards="$1/data" data.batch_size="$DISTILL_BATCH" "${CACHE[@]}" \
         data.num_workers="$WORKERS" dmd.student_updates=1 dmd.fake_updates=5 optim.lr=1e-4 schedule.warmup=0.9 \
         ema.decay=0.99 gan.num_blocks=4 log.every=10 log.tensorboard=false max_steps=1000000 max_minutes="$2" log.progress="$PROGRESS" checkpoint.every=100000
 }
@@ -62,6 +71,7 @@ if [ "${PRECHECK:-0}" = 1 ]; then  # every stage for a few seconds on a tiny cor
         BATCH=2 AE_BATCH=2 DISTILL_BATCH=2
         stage_data "$P" $(( 4 * WORKERS )) 2 "$WORKERS"
         stage_ae "$P" 0.02
+        stage_latents "$P"
         stage_teacher "$P" 0.05
         stage_distill "$P" 0.05
     )
@@ -71,6 +81,7 @@ fi
 
 stamp "data: $CLIPS clips, seed $SEED"; stage_data "$OUT" "$CLIPS" "$SHARD_SIZE" "$WORKERS"
 stamp "autoencoder: $AE_MIN min"; stage_ae "$OUT" "$AE_MIN"
+stamp "latents: LATENTS=$LATENTS"; stage_latents "$OUT"
 stamp "teacher: $TEACHER_MIN min"; stage_teacher "$OUT" "$TEACHER_MIN"
 stamp "distill: $DISTILL_MIN min"; stage_distill "$OUT" "$DISTILL_MIN"
 stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"

@@ -194,3 +194,15 @@ def test_int8_storage_quantizes_only_linear_weights_outside_the_autoencoder(save
     save_file(stored, str(out / WEIGHTS_NAME), metadata={"format": "pt", "audiox_format_version": "2"})
     with pytest.raises(ValueError, match="missing 1 keys"):
         AudioXModel.from_pretrained(out)
+
+
+def test_saved_folder_has_the_umask_modes_not_private_temp_ones(saved):
+    import os
+    import stat
+
+    _, path = saved
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o777 & ~mask
+    for f in (CONFIG_NAME, WEIGHTS_NAME):
+        assert stat.S_IMODE((path / f).stat().st_mode) == 0o666 & ~mask, f

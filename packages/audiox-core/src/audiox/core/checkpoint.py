@@ -82,10 +82,14 @@ class atomic_dir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
+        mask = os.umask(0)
+        os.umask(mask)
         for f in self.tmp.iterdir():  # flush file contents before the rename makes them visible
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+                os.chmod(f, 0o666 & ~mask)  # safetensors writes 0600 files
+        os.chmod(self.tmp, 0o777 & ~mask)  # mkdtemp makes a 0700 folder: give it a normal folder's mode
         old = None
         if self.target.exists():
             old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"

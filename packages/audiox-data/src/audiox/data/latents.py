@@ -61,6 +61,9 @@ def save_sidecar(shard: str | Path, tag: str, latents: dict[str, torch.Tensor], 
         save_file(tensors, tmp, metadata={**(meta or {}), "audiox_latent_tag": tag})
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600 files; the cache is as shareable as the shards
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
