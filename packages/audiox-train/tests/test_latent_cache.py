@@ -94,3 +94,12 @@ def test_encode_latents_command_and_a_refused_cache(corpus, tmp_path, capsys):
     assert "have no latents for this autoencoder" in capsys.readouterr().err
     assert main(["encode-latents", "--config", "debug", *OVER, "data.shards=synthetic"]) == 2
     assert "needs data.shards" in capsys.readouterr().err
+
+
+def test_bench_times_a_step_with_cached_latents(capsys):
+    from audiox.train.cli import main
+
+    for latents, label in (("false", "encoded"), ("true", "cached")):
+        assert main(["bench", "--config", "debug", "data.batch_size=1", f"data.latents={latents}", "--steps", "1"]) == 0
+        row = capsys.readouterr().out.strip().splitlines()[-1].split("|")
+        assert row[4].strip() == label and float(row[5]) > 0
