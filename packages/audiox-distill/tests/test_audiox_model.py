@@ -93,3 +93,29 @@ def test_distills_from_latents_cached_with_the_teachers_encoder(tmp_path, capsys
     assert main(["--teacher", str(teacher_dir), "--config", "debug", "device=cpu", f"checkpoint.dir={tmp_path / 'r2'}",
                  "max_steps=1", f"data.shards={data}", "data.batch_size=2", "data.latents=true"]) == 2
     assert "no latents for this autoencoder" in capsys.readouterr().err
+
+
+def test_continue_from_an_exported_student(teacher_dir, tmp_path):
+    """``--student FOLDER`` starts the student (and its EMA) from an earlier student; the fake model still starts
+    from the teacher; a student of another architecture is refused."""
+    over = ["device=cpu", "max_steps=1", "gan.enabled=false", "data.batch_size=2"]
+    first = tmp_path / "s1"
+    assert main(["--teacher", str(teacher_dir), "--config", "debug", "--synthetic", "--export", str(first),
+                 *over, f"checkpoint.dir={tmp_path / 'r1'}"]) == 0
+    earlier = AudioXModel.from_pretrained(first)
+    teacher = AudioXModel.from_pretrained(teacher_dir)
+    cfg = get_distill_config("debug", [*over, f"checkpoint.dir={tmp_path / 'r2'}"])
+    tr = DistillTrainer(cfg, teacher, FixedBatchSource(synthetic_batch(teacher.config, 2, with_video=False)),
+                        student=earlier)
+    s, f, t = (dict(m.named_parameters()) for m in (tr.student, tr.fake, teacher))
+    assert all(torch.equal(p, s[n]) for n, p in earlier.named_parameters())
+    assert any(not torch.equal(s[n], t[n]) for n in t)  # the earlier student moved away from the teacher
+    assert all(torch.equal(f[n], t[n]) for n in t)
+    assert all(torch.equal(v, s[k]) for k, v in tr.ema.shadow.items())
+    assert main(["--teacher", str(teacher_dir), "--config", "debug", "--synthetic", "--student", str(first),
+                 "--export", str(tmp_path / "s2"), *over, f"checkpoint.dir={tmp_path / 'r3'}"]) == 0
+
+    other = get_config("debug")
+    other.dit.depth = 1
+    with pytest.raises(ValueError, match="architecture"):
+        DistillTrainer(cfg, teacher, FixedBatchSource(synthetic_batch(teacher.config, 2)), student=AudioXModel(other))

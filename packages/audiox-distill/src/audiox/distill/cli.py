@@ -20,6 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", default="paper", help="distill preset (debug, paper) or a JSON file")
     ap.add_argument("--export", default="", help="write the EMA student here (turbo sampler, its T_N, no CFG)")
     ap.add_argument("--run-dir", default="", help="checkpoints and logs (default: checkpoint.dir)")
+    ap.add_argument("--student", default="",
+                    help="continue from this student folder (same architecture as the teacher) instead of a copy of "
+                         "the teacher; the fake model still starts from the teacher")
     ap.add_argument("--synthetic", action="store_true",
                     help="train on a fixed synthetic batch instead of data.shards (smoke runs, throughput)")
     ap.add_argument("overrides", nargs="*", help="key=value, e.g. dmd.steps=4 gan.num_blocks=6 data.shards=...")
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 tag = latent_tag(teacher)
             source = build_source(cfg.data, teacher.config, rank=rank, world_size=world, latent_tag=tag)
-        trainer = DistillTrainer(cfg, teacher, source, run_dir=args.run_dir or None)
+        student = AudioXModel.from_pretrained(args.student, dtype=torch.float32) if args.student else None
+        trainer = DistillTrainer(cfg, teacher, source, run_dir=args.run_dir or None, student=student)
     except (ValueError, FileNotFoundError, TypeError) as exc:
         print(f"audiox-distill: error: {exc}", file=sys.stderr)
         return 2

@@ -95,13 +95,21 @@ def _rand(shape: tuple[int, ...], g: torch.Generator, like: Tensor) -> Tensor:
     return torch.randn(shape, generator=g).to(like.device, like.dtype)
 
 
+def _check_same_architecture(teacher: nn.Module, student: nn.Module) -> None:
+    a, b = teacher.state_dict(), student.state_dict()
+    bad = sorted(set(a) ^ set(b)) or [k for k in a if a[k].shape != b[k].shape]
+    if bad:
+        raise ValueError(f"the student to continue does not have the teacher's architecture (first difference: {bad[0]})")
+
+
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> Tensor:
     return (lo + (hi - lo) * torch.rand(n, generator=g)).to(device)
 
 
 class DistillTrainer:
     def __init__(self, cfg: DistillConfig, teacher: nn.Module, source: Any, *,
-                 prepare: Callable[[Any], tuple[Any, Tensor]] | None = None, run_dir: str | Path | None = None) -> None:
+                 prepare: Callable[[Any], tuple[Any, Tensor]] | None = None, run_dir: str | Path | None = None,
+                 student: nn.Module | None = None) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
@@ -109,8 +117,11 @@ class DistillTrainer:
         depth = _depth(teacher)
         if cfg.gan.enabled and depth is not None and cfg.gan.num_blocks > depth:
             raise ValueError(f"gan.num_blocks={cfg.gan.num_blocks} exceeds the teacher's {depth} blocks")
-        # Student v_phi and fake model v_psi both start from the teacher v_theta.
-        self.student = copy.deepcopy(self.teacher)
+        # Student v_phi and fake model v_psi both start from the teacher v_theta; ``student`` (an earlier student of
+        # the same architecture, e.g. an exported one whose run folder is gone) continues a distillation instead.
+        if student is not None:
+            _check_same_architecture(teacher, student)
+        self.student = copy.deepcopy(self.teacher if student is None else student).to(self.device)
         self.fake = copy.deepcopy(self.teacher)
         engines = {}
         for name, model in (("student", self.student), ("fake", self.fake)):
