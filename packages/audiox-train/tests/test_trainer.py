@@ -212,5 +212,11 @@ def test_init_from_fine_tunes_an_exported_model(tmp_path):
     other = dict(AudioXModel.from_pretrained(fresh).named_parameters())
     assert any(not torch.allclose(other[n], ref[n]) for n in ref if n.startswith("dit."))
 
+    # `export` of a fine-tuning run rebuilds the folder's architecture, then loads the run's last checkpoint
+    again = tmp_path / "again"
+    assert main(["export", *base, f"init_from={src}", f"checkpoint.dir={tmp_path / 'b'}", "--out", str(again)]) == 0
+    exported = dict(AudioXModel.from_pretrained(again).named_parameters())
+    assert all(torch.equal(p, exported[n]) for n, p in after.named_parameters())
+
     assert main([*base, f"init_from={src}", "model.dit.depth=2", f"checkpoint.dir={tmp_path / 'd'}"]) == 2
     assert main([*base, f"init_from={tmp_path / 'missing'}", f"checkpoint.dir={tmp_path / 'e'}"]) == 2

@@ -174,7 +174,8 @@ def _export(args, cfg) -> int:
     from audiox.train.sources import FixedBatchSource
     from audiox.train.testing import synthetic_batch
 
-    trainer = TeacherTrainer(cfg, FixedBatchSource(synthetic_batch(cfg.model, 1)))
+    model = _model(args, cfg)  # a fine-tuning run (init_from): the folder's architecture and frozen weights
+    trainer = TeacherTrainer(cfg, FixedBatchSource(synthetic_batch(cfg.model, 1)), model=model)
     if not trainer.maybe_resume():
         raise FileNotFoundError(f"no complete checkpoint under {trainer.ckpt.dir}")
     print(f"exported step {trainer.step} EMA weights to {trainer.export(args.out)}")
