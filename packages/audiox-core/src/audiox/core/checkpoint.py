@@ -26,6 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from audiox.core.config import FORMAT_VERSION, AudioXConfig
+from audiox.core.io import current_umask
 
 if TYPE_CHECKING:
     from audiox.core.model import AudioXModel
@@ -82,8 +83,7 @@ class atomic_dir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
-        mask = os.umask(0)
-        os.umask(mask)
+        mask = current_umask()
         for f in self.tmp.iterdir():  # flush file contents before the rename makes them visible
             if f.is_file():
                 with open(f, "rb") as fh:

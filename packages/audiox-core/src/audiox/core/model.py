@@ -127,13 +127,11 @@ class AudioXModel(nn.Module):
             a_present = torch.ones(b, dtype=torch.bool, device=dev) if a_present is None else a_present.to(dev)
             wav = self.autoencoder.pad_to_hop(inputs.audio.to(dev))
             with torch.no_grad():  # the autoencoder never trains with the denoiser
-                if bool(a_present.all()):
-                    lat = self.autoencoder.encode(wav)  # (B, C, T_a)
-                else:  # encode only the prompts that are there: the encoder runs at the audio rate
-                    ae = self.autoencoder
-                    lat = torch.zeros(b, ae.latent_dim, wav.shape[-1] // ae.hop_length, device=dev, dtype=self.dtype)
-                    if bool(a_present.any()):
-                        lat[a_present] = ae.encode(wav[a_present]).to(self.dtype)
+                # only the prompts that are there: the encoder runs at the audio rate
+                ae = self.autoencoder
+                lat = torch.zeros(b, ae.latent_dim, wav.shape[-1] // ae.hop_length, device=dev, dtype=self.dtype)
+                if bool(a_present.any()):
+                    lat[a_present] = ae.encode(wav[a_present]).to(self.dtype)  # (B, C, T_a)
             audio = rearrange(lat, "B C T -> B T C").to(self.dtype) * a_present.to(self.dtype)[:, None, None]
         else:
             a_present = torch.zeros(b, dtype=torch.bool, device=dev)

@@ -13,13 +13,12 @@ duration); a batch with any other sample has ``latents=None`` and the trainer en
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+
+from audiox.core.io import save_tensors_atomic
 
 __all__ = ["sidecar_path", "load_sidecar", "save_sidecar", "missing_sidecars"]
 
@@ -52,20 +51,6 @@ def load_sidecar(shard: str | Path, tag: str) -> dict[str, torch.Tensor]:
 
 
 def save_sidecar(shard: str | Path, tag: str, latents: dict[str, torch.Tensor], meta: dict[str, str] | None = None) -> Path:
-    """Write one shard's latents atomically (a temporary file renamed into place)."""
-    path = sidecar_path(shard, tag)
+    """Write one shard's latents atomically (a temporary file renamed into place, with the umask's mode)."""
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in latents.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={**(meta or {}), "audiox_latent_tag": tag})
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600 files; the cache is as shareable as the shards
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return save_tensors_atomic(tensors, sidecar_path(shard, tag), metadata={**(meta or {}), "audiox_latent_tag": tag})

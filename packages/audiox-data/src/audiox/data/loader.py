@@ -126,8 +126,7 @@ class ShardLoader:
         order = [self.urls[i] for i in rng.permutation(len(self.urls))]
         mine = order[self.cfg.rank :: self.cfg.world_size]
         for url in mine:
-            pipe = wds.DataPipeline(wds.SimpleShardList([url]), wds.tarfile_to_samples(handler=self._bad_shard))
-            samples = list(pipe)
+            samples = list(self._samples(url))
             if self.cfg.latents:
                 cache = load_sidecar(url, self.cfg.latents)
                 for raw in samples:
@@ -135,6 +134,10 @@ class ShardLoader:
             perm = np.random.default_rng([self.cfg.seed, epoch, zlib.crc32(url.encode())]).permutation(len(samples))
             for i in perm:
                 yield samples[i]
+
+    def _samples(self, url: str) -> Iterator[dict]:
+        """The raw samples of one shard, in file order (unreadable members are logged and skipped)."""
+        return iter(wds.DataPipeline(wds.SimpleShardList([url]), wds.tarfile_to_samples(handler=self._bad_shard)))
 
     def _bad_shard(self, exn: Exception) -> bool:
         log.warning("skipping unreadable shard data: %s", exn)
@@ -173,20 +176,21 @@ class ShardLoader:
     def clip_targets(self, url: str) -> Iterator[tuple[str, torch.Tensor | Exception]]:
         """``(key, target from the clip's start)`` for every sample of one shard, in file order: what the cached
         latents encode (``audiox-train encode-latents``). A sample that does not decode gives its error."""
-        pipe = wds.DataPipeline(wds.SimpleShardList([url]), wds.tarfile_to_samples(handler=self._bad_shard))
-        for raw in pipe:
+        for raw in self._samples(url):
             try:
-                if "flac" not in raw and "wav" not in raw:
-                    raise ValueError("no target audio")
-                yield raw["__key__"], self._target(self._audio(raw.get("flac") or raw["wav"]), 0)
+                yield raw["__key__"], self._target(self._clip_audio(raw), 0)
             except Exception as e:  # noqa: BLE001
                 yield raw["__key__"], e
+
+    def _clip_audio(self, raw: dict) -> torch.Tensor:
+        """``(C_a, L)``: the sample's whole target audio at the model's rate and channel count."""
+        if "flac" not in raw and "wav" not in raw:
+            raise ValueError("no target audio")
+        return self._audio(raw.get("flac") or raw["wav"])
 
     def _item(self, raw: dict, epoch: int) -> _Item:
         key = raw["__key__"]
         ann = validate_annotation(json.loads(raw["json"]))
-        if "flac" not in raw and "wav" not in raw:
-            raise ValueError("no target audio")
         rng = np.random.default_rng([self.cfg.seed, epoch, zlib.crc32(key.encode())])
         music = ann.get("kind") == "music" or "genre" in ann
         has_video, has_prompt = "mp4" in raw, "prompt.flac" in raw
@@ -201,7 +205,7 @@ class ShardLoader:
             raise ValueError("no enabled task fits this sample")
         w = np.array([self.cfg.task_weights[t] for t in allowed])
         task = allowed[int(rng.choice(len(allowed), p=w / w.sum()))]
-        audio = self._audio(raw.get("flac") or raw["wav"])
+        audio = self._clip_audio(raw)
         length = audio.shape[1]
         start = int(rng.integers(0, length - self.S + 1)) if self.cfg.random_crop and length > self.S else 0
         target = self._target(audio, start)

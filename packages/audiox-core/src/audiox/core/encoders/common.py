@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
+
+from audiox.core.io import save_tensors_atomic
 
 __all__ = ["FreezableModule", "load_safetensors_strict", "save_safetensors_atomic"]
 
@@ -54,15 +54,7 @@ def save_safetensors_atomic(module: nn.Module, path: str | Path) -> None:
         ptr = t.untyped_storage().data_ptr()
         state[key] = t.clone() if ptr in seen else t
         seen.add(ptr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_tensors_atomic(state, path)
 
 
 def load_safetensors_strict(module: nn.Module, path: str | Path, what: str, *, prefix: str = "") -> None:
