@@ -7,6 +7,10 @@ model is dequantized to float32 when loaded): the mini models shrink from about 
 
 The card records what a rerun needs: the recipe line, data seed and size, the steps each stage reached, the
 commit, the wall time and the machine.
+
+``--continues teacher=FOLDER`` (and ``student=FOLDER``), for recipes/continue.sh: the run went on from that model,
+so its card keeps the earlier card's history and adds this run as a "Continued" section. Only the folders the run
+produced are exported (a continue run may skip a stage).
 """
 
 from __future__ import annotations
@@ -58,7 +62,17 @@ def storage(folder: Path) -> str:
     return f"weights ({size:.1f} MB, `model.safetensors`) stored in float16; loaded back as float32"
 
 
-def card(name: str, folder: Path, facts: dict[str, object]) -> str:
+def history(previous: Path) -> list[str]:
+    """The earlier card's sections from "## How it was made" on, ending with a blank line."""
+    card_file = previous / "MODEL_CARD.md"
+    text = card_file.read_text().rstrip("\n").splitlines() if card_file.is_file() else []
+    start = next((i for i, line in enumerate(text) if line.startswith("## How it was made")), None)
+    if start is None:
+        return ["## Earlier history", "", f"- `{previous}` had no model card history", ""]
+    return text[start:] + [""]
+
+
+def card(name: str, folder: Path, facts: dict[str, object], previous: Path | None = None) -> str:
     model = AudioXModel.from_pretrained(folder)
     cfg = model.config
     counts = model.num_parameters()
@@ -76,10 +90,13 @@ def card(name: str, folder: Path, facts: dict[str, object]) -> str:
         f"- audio: {cfg.autoencoder.sample_rate} Hz, {cfg.autoencoder.audio_channels} channel(s), {cfg.duration} s",
         "- " + storage(folder),
         "",
-        "## How it was made",
-        "",
     ]
-    lines += [f"- {k}: {v}" for k, v in facts.items()]
+    if previous is None:
+        lines += ["## How it was made", ""]
+    else:
+        lines += history(previous)
+        lines += [f"## Continued from `{previous}` ({facts.get('date', '')})", ""]
+    lines += [f"- {k}: {v}" for k, v in facts.items() if v is not None or previous is None]
     return "\n".join(lines) + "\n"
 
 
@@ -90,28 +107,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", required=True, help="the command line that reproduces the run")
     ap.add_argument("--quantize", choices=["none", "int8"], default="none",
                     help="int8: also store the Linear weights outside the autoencoder as row-wise int8")
+    ap.add_argument("--data", default=None, help="the corpus folder (default: OUT/data)")
+    ap.add_argument("--continues", action="append", default=[], metavar="NAME=FOLDER",
+                    help="teacher=FOLDER / student=FOLDER: the model this run went on from (repeatable)")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    for need in ("teacher", "student"):
-        if not (out / need / "config.json").is_file():
-            print(f"model_card: error: {out / need} is not a model folder", file=sys.stderr)
+    previous: dict[str, Path] = {}
+    for item in args.continues:
+        name, _, folder = item.partition("=")
+        if name not in ("teacher", "student") or not folder:
+            print(f"model_card: error: --continues wants teacher=FOLDER or student=FOLDER, got {item!r}", file=sys.stderr)
             return 2
-    data = json.loads((out / "data" / "synth.json").read_text()) if (out / "data" / "synth.json").is_file() else {}
+        previous[name] = Path(folder)
+    names = [n for n in ("teacher", "student") if (out / n / "config.json").is_file()]
+    missing = [n for n in ("teacher", "student") if n not in names]
+    if (not previous and missing) or not names:
+        print(f"model_card: error: {out / missing[0]} is not a model folder", file=sys.stderr)
+        return 2
+    data_dir = Path(args.data) if args.data else out / "data"
+    data = json.loads((data_dir / "synth.json").read_text()) if (data_dir / "synth.json").is_file() else {}
     facts = {
         "recipe": f"`{args.recipe}`",
         "data": f"{data.get('clips', '?')} synthetic-world clips, seed {data.get('seed', '?')}",
-        "autoencoder steps": _steps(out / "autoencoder"),
-        "teacher steps": _steps(out / "teacher-run"),
-        "student updates": _steps(out / "distill-run"),
+    }
+    if not previous:
+        facts["autoencoder steps"] = _steps(out / "autoencoder")
+    facts |= {
+        ("teacher fine-tune steps" if previous else "teacher steps"): _steps(out / "teacher-run"),
+        ("student updates (this run)" if previous else "student updates"): _steps(out / "distill-run"),
         "commit": _commit(),
         "wall time": f"{args.seconds / 60:.1f} min",
         "machine": _machine(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
-    for name in ("teacher", "student"):
+    for name in names:
         quantize = None if args.quantize == "none" else args.quantize
         dst = cast_pretrained(out / name, out / f"{name}-fp16", torch.float16, quantize=quantize)
-        (dst / "MODEL_CARD.md").write_text(card(name, dst, facts))
+        (dst / "MODEL_CARD.md").write_text(card(name, dst, facts, previous.get(name)))
         print(f"{dst}: {(dst / 'model.safetensors').stat().st_size / 1e6:.1f} MB")
     return 0
 

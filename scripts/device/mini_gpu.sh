@@ -13,7 +13,8 @@ for n in data train distill bench; do printf '#!/bin/sh\nexec python3 -m audiox.
 chmod +x /tmp/bin/*; export PATH="/tmp/bin:$PATH"
 nvidia-smi -L; df -h /dev/shm | tail -1; nproc
 python3 -c "import torch, av, soundfile, webdataset, open_clip, pretty_midi; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" || exit 4
-# JOB=mini (default): the whole recipe. JOB=decoder: recipes/decoder.sh's training only (SWAP=0) from the bundled
+# JOB=mini (default): the whole recipe. JOB=continue: recipes/continue.sh (TEACHER_MIN, DISTILL_MIN) from the carried
+# bundled teacher, so GPU minutes add to the bundled models instead of starting over. JOB=decoder: recipes/decoder.sh's training only (SWAP=0) from the bundled
 # autoencoder extracted beforehand into .dec/ae0.safetensors (carried; the bundled weights stay here, see README.md);
 # the fine-tuned autoencoder comes back as $OUT/ae.safetensors for recipes/swap_decoder.py replace.
 if [ "${JOB:-mini}" = decoder ]; then
@@ -21,6 +22,15 @@ if [ "${JOB:-mini}" = decoder ]; then
     SWAP=0 PROGRESS=false RUN= PYTHON=python3 DEVICE="${DEVICE:-cuda}" timeout $(( ${SECONDS_MAX:-540} - 25 )) bash recipes/decoder.sh /tmp/run 2>&1 | tee "$OUTDIR/log.txt" | grep -v 'Warning\|warn('
     rc=${PIPESTATUS[0]}
     [ -f /tmp/run/ae.safetensors ] && cp /tmp/run/ae.safetensors "$OUTDIR/ae.safetensors"
+elif [ "${JOB:-mini}" = continue ]; then
+    # recipes/continue.sh from the bundled teacher, carried as .cont/teacher (README.md: the bundled student does not
+    # fit beside it and the wheels, so the student is distilled afresh from the new teacher unless .cont/student is there)
+    [ -f .cont/teacher/config.json ] || { echo "JOB=continue needs .cont/teacher (carried)"; exit 5; }
+    STUDENT=""; [ -f .cont/student/config.json ] && STUDENT=.cont/student
+    TEACHER=.cont/teacher STUDENT="$STUDENT" LATENTS=0 AUDIOX_KERNELS="${AUDIOX_KERNELS:-reference}" PROGRESS=false RUN= \
+        PYTHON=python3 PRECHECK=1 DEVICE="${DEVICE:-cuda}" timeout $(( ${SECONDS_MAX:-540} - 25 )) \
+        bash recipes/continue.sh /tmp/run 2>&1 | tee "$OUTDIR/log.txt" | grep -v 'Warning\|warn('
+    rc=${PIPESTATUS[0]}
 else
     # LATENTS=0: on a GPU the autoencoder's encode is a few ms per batch and the loader still decodes the audio, so
     # a cache pass would only cost recipe time (it is what makes a CPU run practical).

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Continue the shipped default (or any teacher/student pair) instead of starting over: fine-tune the teacher with
+# flow matching from its exported weights (audiox-train init_from=), then continue the student's distillation
+# against the new teacher (audiox-distill --student), then export both with model cards that keep the earlier
+# history. The autoencoder is frozen and stays as it is, so a decoder trained with recipes/decoder.sh is kept, and
+# the corpus's target latents are encoded once (audiox-train encode-latents) so a CPU step skips the encoder.
+#
+#   bash recipes/continue.sh [OUT_DIR]                                    # sized for one GPU: 4 + 2 minutes of training
+#   DEVICE=cpu BATCH=16 DISTILL_BATCH=16 WORKERS=1 TEACHER_MIN=52 DISTILL_MIN=25 bash recipes/continue.sh runs/cont
+#   INSTALL=1 bash recipes/continue.sh                                    # also copy both into the audiox-infer package
+#
+# Knobs (environment):
+#   TEACHER, STUDENT   model folders (default: the bundled models); STUDENT= (empty) distils a new student from a
+#                      copy of the new teacher
+#   DATA               a corpus folder, used as it is; default OUT/data, rendered with CLIPS and SEED (resuming; the
+#                      bundled models' corpus is 4000 clips, seed 0)
+#   TEACHER_MIN, DISTILL_MIN   minutes per stage; 0 skips it (TEACHER_MIN=0 distils against OUT/teacher when an
+#                      earlier run left one, else against TEACHER)
+#   LR, DISTILL_LR, BATCH, DISTILL_BATCH, WORKERS, DEVICE (auto|cpu|cuda), QUANTIZE (int8|none)
+#   LATENTS            1 (default): encode the corpus's target latents once; 0: encode every batch (cheap on a GPU)
+#   PROGRESS, RUN (launcher prefix; default `uv run`), PYTHON
+#   PRECHECK=1         a seconds-long dry run of every stage on a tiny corpus first
+# Every stage resumes after a crash: rerun the same command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-runs/continue}"
+PKG=packages/audiox-infer/src/audiox/infer/default_model
+TEACHER="${TEACHER:-$PKG/teacher}"
+STUDENT="${STUDENT-$PKG}"
+DATA_GIVEN="${DATA:+1}"
+DATA="${DATA:-$OUT/data}"
+CLIPS="${CLIPS:-4000}"
+SEED="${SEED:-0}"
+TEACHER_MIN="${TEACHER_MIN:-4}"
+DISTILL_MIN="${DISTILL_MIN:-2}"
+LR="${LR:-3e-4}"
+DISTILL_LR="${DISTILL_LR:-1e-4}"
+BATCH="${BATCH:-32}"
+DISTILL_BATCH="${DISTILL_BATCH:-32}"
+WORKERS="${WORKERS:-14}"
+DEVICE="${DEVICE:-auto}"
+QUANTIZE="${QUANTIZE:-int8}"
+LATENTS="${LATENTS:-1}"
+PROGRESS="${PROGRESS:-true}"
+RUN="${RUN-uv run}"
+PYTHON="${PYTHON:-python}"
+CACHE=(); [ "$LATENTS" = 1 ] && CACHE=(data.latents=true)
+CONT=(); [ -n "$STUDENT" ] && CONT=(--student "$STUDENT")
+for m in "$TEACHER" ${STUDENT:+"$STUDENT"}; do
+    [ -f "$m/config.json" ] || { echo "continue: error: $m is not a model folder (config.json missing)" >&2; exit 2; }
+done
+SHARD_SIZE=$(( CLIPS / (2 * WORKERS) > 0 ? CLIPS / (2 * WORKERS) : 1 ))
+mkdir -p "$OUT"
+T0=$(date +%s)
+stamp() { echo "[continue $(( $(date +%s) - T0 ))s] $*"; }
+
+stage_data() {  # $1 corpus folder, $2 clips, $3 shard size; a corpus named by DATA is used as it is
+    if [ -n "$DATA_GIVEN" ] && [ "$1" = "$DATA" ]; then
+        [ -d "$1" ] || { echo "continue: error: DATA=$1 does not exist" >&2; exit 2; }
+        return 0
+    fi
+    $RUN audiox-data synth --out "$1" --clips "$2" --seed "$SEED" --shard-size "$3" --workers "$WORKERS" --quiet
+}
+stage_latents() {  # the teacher's frozen encoder over the corpus $1, once (skips cached shards)
+    [ "$LATENTS" = 1 ] || return 0
+    $RUN audiox-train encode-latents --config mini device="$DEVICE" init_from="$TEACHER" data.shards="$1" \
+        data.batch_size="$BATCH" log.progress=false
+}
+stage_teacher() {  # $1 corpus, $2 out folder, $3 minutes; warm-up over ~30 steps, then lr / (1 + step / 200)
+    $RUN audiox-train --config mini device="$DEVICE" init_from="$TEACHER" data.shards="$1" data.batch_size="$BATCH" \
+        "${CACHE[@]}" data.num_workers="$WORKERS" optim.lr="$LR" schedule.kind=inverse schedule.warmup=0.97 \
+        schedule.inv_gamma=200 schedule.power=1 ema.decay=0.995 log.val_every=0 log.sample_every=0 \
+        log.tensorboard=false max_steps=1000000 max_minutes="$3" log.progress="$PROGRESS" \
+        checkpoint.every=50 checkpoint.dir="$2/teacher-run" --out "$2/teacher"
+}
+stage_distill() {  # $1 corpus, $2 out folder, $3 minutes, $4 teacher; DMD2's 1 student : 5 fake updates
+    $RUN audiox-distill --teacher "$4" "${CONT[@]}" --config paper --export "$2/student" \
+        --run-dir "$2/distill-run" device="$DEVICE" deepspeed.enabled=false data.shards="$1" \
+        data.batch_size="$DISTILL_BATCH" "${CACHE[@]}" data.num_workers="$WORKERS" dmd.student_updates=1 \
+        dmd.fake_updates=5 optim.lr="$DISTILL_LR" schedule.warmup=0.9 ema.decay=0.99 gan.num_blocks=4 log.every=5 \
+        log.tensorboard=false max_steps=1000000 max_minutes="$3" log.progress="$PROGRESS" checkpoint.every=20
+}
+run_all() {  # $1 corpus, $2 out folder, $3 clips, $4 shard size, $5 teacher minutes, $6 distill minutes
+    stamp "data: $1"; stage_data "$1" "$3" "$4"
+    stamp "latents: LATENTS=$LATENTS"; stage_latents "$1"
+    NEW_TEACHER="$TEACHER"
+    if [ "$5" != 0 ]; then stamp "teacher: $5 min from $TEACHER"; stage_teacher "$1" "$2" "$5"; NEW_TEACHER="$2/teacher"
+    elif [ -f "$2/teacher/config.json" ]; then stamp "teacher: TEACHER_MIN=0, the earlier run's $2/teacher"; NEW_TEACHER="$2/teacher"; fi
+    if [ "$6" != 0 ]; then stamp "distill: $6 min against $NEW_TEACHER${STUDENT:+, continuing $STUDENT}"; stage_distill "$1" "$2" "$6" "$NEW_TEACHER"; fi
+}
+
+if [ "${PRECHECK:-0}" = 1 ]; then  # every stage for seconds on a tiny corpus of its own: fail fast, before the long run
+    P="$OUT/precheck"; rm -rf "$P"
+    stamp "precheck"
+    ( BATCH=2 DISTILL_BATCH=2; run_all "$P/data" "$P" $(( 4 * WORKERS )) 2 0.05 0.05 )
+    rm -rf "$P"
+    stamp "precheck passed"
+fi
+run_all "$DATA" "$OUT" "$CLIPS" "$SHARD_SIZE" "$TEACHER_MIN" "$DISTILL_MIN"
+stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
+RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT DATA=$DATA TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
+$RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \
+    --data "$DATA" --continues teacher="$TEACHER" ${STUDENT:+--continues student="$STUDENT"} --recipe "$RECIPE"
+if [ "${INSTALL:-0}" = 1 ]; then
+    for pair in "student-fp16:$PKG" "teacher-fp16:$PKG/teacher"; do
+        src="$OUT/${pair%%:*}" dst="${pair#*:}"
+        [ -d "$src" ] || continue
+        for f in config.json model.safetensors MODEL_CARD.md; do cp "$src/$f" "$dst/$f.new" && mv "$dst/$f.new" "$dst/$f"; done
+    done
+    stamp "installed into $PKG"
+fi
+stamp "done: $OUT/teacher-fp16 $OUT/student-fp16 (judge them: audiox-bench suite --model teacher=... --model student=...)"
