@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.continues:
         name, _, folder = item.partition("=")
         if name not in ("teacher", "student") or not folder:
-            print(f"model_card: error: --continues wants teacher=FOLDER or student=FOLDER, got {item!r}", file=sys.stderr)
+            print(f"model_card: error: --continues wants teacher=FOLDER or student=FOLDER, got {item!r}",
+                  file=sys.stderr)
             return 2
         previous[name] = Path(folder)
     names = [n for n in ("teacher", "student") if (out / n / "config.json").is_file()]

@@ -1,6 +1,5 @@
 """recipes/model_card.py: a fresh run's cards, and a continued run's cards that keep the earlier history."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -8,15 +7,6 @@ import torch
 
 from audiox.core import AudioXModel, get_config
 from audiox.core.checkpoint import save_pretrained
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("model_card", ROOT / "recipes" / "model_card.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _model(path: Path, seed: int) -> Path:
@@ -34,11 +24,12 @@ def _run(tmp_path: Path, names=("teacher", "student")) -> Path:
     return out
 
 
-def test_fresh_run_cards(tmp_path):
+def test_fresh_run_cards(tmp_path, recipe_tool):
     out = _run(tmp_path)
     (out / "data").mkdir()
     (out / "data" / "synth.json").write_text(json.dumps({"clips": 40, "seed": 3}))
-    assert _tool().main(["--out", str(out), "--seconds", "90", "--recipe", "X=1 bash recipes/mini.sh"]) == 0
+    tool = recipe_tool("model_card")
+    assert tool.main(["--out", str(out), "--seconds", "90", "--recipe", "X=1 bash recipes/mini.sh"]) == 0
     text = (out / "teacher-fp16" / "MODEL_CARD.md").read_text()
     assert "## How it was made" in text and "- teacher steps: 120" in text and "- student updates: 30" in text
     assert "40 synthetic-world clips, seed 3" in text and "Continued" not in text
@@ -46,7 +37,7 @@ def test_fresh_run_cards(tmp_path):
     assert next(loaded.parameters()).dtype == torch.float32
 
 
-def test_continued_cards_keep_the_history_and_skip_a_missing_stage(tmp_path):
+def test_continued_cards_keep_the_history_and_skip_a_missing_stage(tmp_path, recipe_tool):
     old = _model(tmp_path / "old-teacher", 5)
     (old / "MODEL_CARD.md").write_text("# AudioX-Mini teacher\n\nintro\n\n## How it was made\n\n- teacher steps: 254\n"
                                        "- decoder trained on the frozen encoder's latents: 5262 steps\n")
@@ -54,8 +45,9 @@ def test_continued_cards_keep_the_history_and_skip_a_missing_stage(tmp_path):
     data = tmp_path / "corpus"
     data.mkdir()
     (data / "synth.json").write_text(json.dumps({"clips": 4000, "seed": 0}))
-    rc = _tool().main(["--out", str(out), "--seconds", "3000", "--recipe", "bash recipes/continue.sh", "--data",
-                       str(data), "--continues", f"teacher={old}", "--quantize", "int8"])
+    tool = recipe_tool("model_card")
+    rc = tool.main(["--out", str(out), "--seconds", "3000", "--recipe", "bash recipes/continue.sh", "--data", str(data),
+                    "--continues", f"teacher={old}", "--quantize", "int8"])
     assert rc == 0 and not (out / "student-fp16").exists()
     text = (out / "teacher-fp16" / "MODEL_CARD.md").read_text()
     history = text.index("- teacher steps: 254")
@@ -65,8 +57,8 @@ def test_continued_cards_keep_the_history_and_skip_a_missing_stage(tmp_path):
     assert "row-wise int8" in text
 
 
-def test_bad_arguments_exit_2(tmp_path, capsys):
-    tool = _tool()
+def test_bad_arguments_exit_2(tmp_path, capsys, recipe_tool):
+    tool = recipe_tool("model_card")
     out = _run(tmp_path, names=("teacher",))
     assert tool.main(["--out", str(out), "--seconds", "1", "--recipe", "r"]) == 2  # fresh run without a student
     assert "is not a model folder" in capsys.readouterr().err

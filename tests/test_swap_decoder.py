@@ -1,23 +1,11 @@
 """recipes/swap_decoder.py: a fine-tuned decoder goes into a model folder, nothing else changes."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from audiox.core import AudioXModel, get_config
 from audiox.core.checkpoint import save_pretrained
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("swap_decoder", ROOT / "recipes" / "swap_decoder.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture()
@@ -29,8 +17,8 @@ def folder(tmp_path):
     return path
 
 
-def test_replace_takes_the_decoder_and_keeps_everything_else(tmp_path, folder):
-    sd = _tool()
+def test_replace_takes_the_decoder_and_keeps_everything_else(tmp_path, folder, recipe_tool):
+    sd = recipe_tool("swap_decoder")
     ae0 = sd.extract(folder, tmp_path / "ae0.safetensors")
     ae = load_file(str(ae0))
     assert all(v.dtype == torch.float32 for v in ae.values())
@@ -56,8 +44,8 @@ def test_replace_takes_the_decoder_and_keeps_everything_else(tmp_path, folder):
     assert torch.isfinite(model.autoencoder.decode(z)).all()
 
 
-def test_replace_refuses_another_encoder_and_writes_nothing(tmp_path, folder, capsys):
-    sd = _tool()
+def test_replace_refuses_another_encoder_and_writes_nothing(tmp_path, folder, capsys, recipe_tool):
+    sd = recipe_tool("swap_decoder")
     ae = load_file(str(sd.extract(folder, tmp_path / "ae0.safetensors")))
     k = next(k for k in ae if k.startswith("encoder."))
     ae[k] = ae[k] + 1.0
@@ -70,12 +58,12 @@ def test_replace_refuses_another_encoder_and_writes_nothing(tmp_path, folder, ca
     assert not (tmp_path / "x.safetensors").exists()
 
 
-def test_replace_with_another_decoder_kind(tmp_path, folder, capsys):
+def test_replace_with_another_decoder_kind(tmp_path, folder, capsys, recipe_tool):
     """--set decoder=istft: the old decoder's tensors go, the new ones come in, config.json says istft."""
     from audiox.core.autoencoder import AudioAutoencoder
     from audiox.core.checkpoint import load_config
 
-    sd = _tool()
+    sd = recipe_tool("swap_decoder")
     ae0 = load_file(str(sd.extract(folder, tmp_path / "ae0.safetensors")))
     sets = ["decoder=istft", "istft_hop=16", "istft_n_fft=64", "istft_dim=24"]
     cfg = load_config(folder).autoencoder
