@@ -62,6 +62,23 @@ def storage(folder: Path) -> str:
     return f"weights ({size:.1f} MB, `model.safetensors`) stored in float16; loaded back as float32"
 
 
+def parameters(model: AudioXModel) -> str:
+    """Parameter counts per part, the autoencoder split into its encoder and its decoder (of the configured kind)."""
+    ae = model.autoencoder
+    kind = "iSTFT" if model.config.autoencoder.decoder == "istft" else "Oobleck"
+    parts = []
+    for k, v in model.num_parameters().items():
+        part = f"{k} {v / 1e6:.2f}M"
+        if k == "autoencoder":
+            part += f" (encoder {_count(ae.encoder) / 1e6:.2f}M, {kind} decoder {_count(ae.decoder) / 1e6:.2f}M)"
+        parts.append(part)
+    return ", ".join(parts)
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
 def history(previous: Path) -> list[str]:
     """The earlier card's sections from "## How it was made" on, ending with a blank line."""
     card_file = previous / "MODEL_CARD.md"
@@ -75,7 +92,6 @@ def history(previous: Path) -> list[str]:
 def card(name: str, folder: Path, facts: dict[str, object], previous: Path | None = None) -> str:
     model = AudioXModel.from_pretrained(folder)
     cfg = model.config
-    counts = model.num_parameters()
     inf = cfg.inference
     lines = [
         f"# AudioX-Mini {name}",
@@ -86,7 +102,7 @@ def card(name: str, folder: Path, facts: dict[str, object], previous: Path | Non
         "",
         f"- sampler: `{inf.sampler}`, {inf.steps} steps, CFG {inf.guidance_scale}"
         + (f", time grid {list(inf.few_step_times)}" if inf.few_step_times else ""),
-        "- parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items()),
+        "- parameters: " + parameters(model),
         f"- audio: {cfg.autoencoder.sample_rate} Hz, {cfg.autoencoder.audio_channels} channel(s), {cfg.duration} s",
         "- " + storage(folder),
         "",

@@ -33,6 +33,7 @@ def test_fresh_run_cards(tmp_path, recipe_tool):
     text = (out / "teacher-fp16" / "MODEL_CARD.md").read_text()
     assert "## How it was made" in text and "- teacher steps: 120" in text and "- student updates: 30" in text
     assert "40 synthetic-world clips, seed 3" in text and "Continued" not in text
+    assert "autoencoder" in text and "(encoder " in text and " decoder " in text  # the autoencoder's two halves
     loaded = AudioXModel.from_pretrained(out / "student-fp16")
     assert next(loaded.parameters()).dtype == torch.float32
 

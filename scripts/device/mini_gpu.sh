@@ -14,8 +14,8 @@ chmod +x /tmp/bin/*; export PATH="/tmp/bin:$PATH"
 nvidia-smi -L; df -h /dev/shm | tail -1; nproc
 python3 -c "import torch, av, soundfile, webdataset, open_clip, pretty_midi; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" || exit 4
 # JOB=mini (default): the whole recipe. JOB=continue: recipes/continue.sh (TEACHER_MIN, DISTILL_MIN) from the carried
-# bundled teacher, so GPU minutes add to the bundled models instead of starting over. JOB=decoder: recipes/decoder.sh's training only (SWAP=0) from the bundled
-# autoencoder extracted beforehand into .dec/ae0.safetensors (carried; the bundled weights stay here, see README.md);
+# bundled teacher, so GPU minutes add to the bundled models instead of starting over. JOB=decoder: recipes/decoder.sh's
+# training only (SWAP=0) from the bundled autoencoder extracted beforehand into .dec/ae0.safetensors (carried; the bundled weights stay here, see README.md);
 # the fine-tuned autoencoder comes back as $OUT/ae.safetensors for recipes/swap_decoder.py replace.
 if [ "${JOB:-mini}" = decoder ]; then
     mkdir -p /tmp/run && cp .dec/ae0.safetensors /tmp/run/ae0.safetensors || exit 5
@@ -24,7 +24,8 @@ if [ "${JOB:-mini}" = decoder ]; then
     [ -f /tmp/run/ae.safetensors ] && cp /tmp/run/ae.safetensors "$OUTDIR/ae.safetensors"
 elif [ "${JOB:-mini}" = continue ]; then
     # recipes/continue.sh from the bundled teacher, carried as .cont/teacher (README.md: the bundled student does not
-    # fit beside it and the wheels, so the student is distilled afresh from the new teacher unless .cont/student is there)
+    # fit beside it and the wheels, so the student is distilled afresh from the new teacher unless .cont/student is
+    # there)
     [ -f .cont/teacher/config.json ] || { echo "JOB=continue needs .cont/teacher (carried)"; exit 5; }
     STUDENT=""; [ -f .cont/student/config.json ] && STUDENT=.cont/student
     TEACHER=.cont/teacher STUDENT="$STUDENT" LATENTS=0 AUDIOX_KERNELS="${AUDIOX_KERNELS:-reference}" PROGRESS=false RUN= \
