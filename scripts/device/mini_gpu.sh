@@ -29,9 +29,14 @@ elif [ "${JOB:-mini}" = continue ]; then
     [ -f .cont/teacher/config.json ] || { echo "JOB=continue needs .cont/teacher (carried)"; exit 5; }
     STUDENT=""; [ -f .cont/student/config.json ] && STUDENT=.cont/student
     TEACHER=.cont/teacher STUDENT="$STUDENT" LATENTS=0 AUDIOX_KERNELS="${AUDIOX_KERNELS:-reference}" PROGRESS=false RUN= \
-        PYTHON=python3 PRECHECK=1 DEVICE="${DEVICE:-cuda}" timeout $(( ${SECONDS_MAX:-540} - 25 )) \
+        PYTHON=python3 PRECHECK=1 DEVICE="${DEVICE:-cuda}" timeout $(( ${SECONDS_MAX:-540} - 50 )) \
         bash recipes/continue.sh /tmp/run 2>&1 | tee "$OUTDIR/log.txt" | grep -v 'Warning\|warn('
     rc=${PIPESTATUS[0]}
+    if [ ! -d /tmp/run/teacher-fp16 ] && [ -f /tmp/run/teacher/config.json ]; then  # cut short after the teacher: keep it
+        timeout 40 python3 recipes/model_card.py --out /tmp/run --seconds $(( $(date +%s) - START )) --quantize int8 \
+            --data /tmp/run/data --continues teacher=.cont/teacher --recipe "JOB=continue bash scripts/device/mini_gpu.sh (cut short: rc $rc)" \
+            2>&1 | tee -a "$OUTDIR/log.txt"
+    fi
 else
     # LATENTS=0: on a GPU the autoencoder's encode is a few ms per batch and the loader still decodes the audio, so
     # a cache pass would only cost recipe time (it is what makes a CPU run practical).
@@ -39,7 +44,7 @@ else
     rc=${PIPESTATUS[0]}
 fi
 echo "recipe rc=$rc after $(( $(date +%s) - START ))s"
-[ -d /tmp/run/student-fp16 ] && python3 scripts/device/pack.py pack /tmp/run "$OUTDIR"
+[ -d /tmp/run/teacher-fp16 ] && python3 scripts/device/pack.py pack /tmp/run "$OUTDIR"
 left=$(( ${SECONDS_MAX:-540} - ($(date +%s) - START) ))
 if [ "$left" -gt 40 ]; then  # the fused kernels on a real GPU, as time allows
     timeout $(( left - 10 )) python3 -m pytest -q -x -p no:cacheprovider packages/audiox-core/tests/test_kernels_triton.py 2>&1 | tail -5 | tee "$OUTDIR/kernels.txt"

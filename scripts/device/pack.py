@@ -1,5 +1,6 @@
 """Pack a recipes/mini.sh run for transfer in <= 15 MiB parts: the student folder whole, the teacher without the
-autoencoder weights it shares bit for bit with the student (checked), the run metrics. ``unpack`` reverses it.
+autoencoder weights it shares bit for bit with the student (checked), the run metrics. A run cut short before its
+student (no student-fp16/) packs the teacher whole. ``unpack`` reverses it.
 
     python scripts/device/pack.py pack RUN_DIR OUT_DIR      # writes OUT_DIR/bundle.tar.partNN
     python scripts/device/pack.py unpack PARTS_DIR DEST     # DEST/teacher, DEST/student (full folders)
@@ -25,6 +26,15 @@ def _metadata(path: Path) -> dict[str, str]:
 
 
 def pack(run: Path, out: Path) -> None:
+    if not (run / "student-fp16" / "model.safetensors").is_file():  # a run cut short after its teacher: the teacher whole
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name in ("config.json", "model.safetensors", "MODEL_CARD.md"):
+                if (run / "teacher-fp16" / name).is_file():
+                    tar.add(run / "teacher-fp16" / name, arcname=f"teacher/{name}")
+            _add_metrics(tar, run)
+        _write_parts(buf.getvalue(), out)
+        return
     teacher = load_file(str(run / "teacher-fp16" / "model.safetensors"))
     student = load_file(str(run / "student-fp16" / "model.safetensors"))
     shared = [k for k in teacher if k.startswith("autoencoder.")]
@@ -42,10 +52,17 @@ def pack(run: Path, out: Path) -> None:
         info = tarfile.TarInfo("teacher/model-without-autoencoder.safetensors")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-        for sub in ("teacher-run", "distill-run"):
-            if (run / sub / "metrics.jsonl").is_file():
-                tar.add(run / sub / "metrics.jsonl", arcname=f"metrics/{sub}.jsonl")
-    blob = buf.getvalue()
+        _add_metrics(tar, run)
+    _write_parts(buf.getvalue(), out)
+
+
+def _add_metrics(tar: tarfile.TarFile, run: Path) -> None:
+    for sub in ("teacher-run", "distill-run"):
+        if (run / sub / "metrics.jsonl").is_file():
+            tar.add(run / sub / "metrics.jsonl", arcname=f"metrics/{sub}.jsonl")
+
+
+def _write_parts(blob: bytes, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for i in range(0, len(blob), PART):
         (out / f"bundle.tar.part{i // PART:02d}").write_bytes(blob[i : i + PART])
@@ -56,8 +73,11 @@ def unpack(parts: Path, dest: Path) -> None:
     blob = b"".join(p.read_bytes() for p in sorted(parts.glob("bundle.tar.part*")))
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
         tar.extractall(dest, filter="data")
-    student = load_file(str(dest / "student" / "model.safetensors"))
     rest = dest / "teacher" / "model-without-autoencoder.safetensors"
+    if not rest.is_file():  # a teacher-only bundle carries the teacher whole
+        print(f"unpack: {dest / 'teacher'} (no student in this bundle)")
+        return
+    student = load_file(str(dest / "student" / "model.safetensors"))
     teacher = load_file(str(rest))
     teacher.update({k: v for k, v in student.items() if k.startswith("autoencoder.")})
     save_file(teacher, str(dest / "teacher" / "model.safetensors"), metadata=_metadata(rest))
