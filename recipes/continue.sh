@@ -98,7 +98,8 @@ if [ "${PRECHECK:-0}" = 1 ]; then  # every stage for seconds on a tiny corpus of
 fi
 run_all "$DATA" "$OUT" "$CLIPS" "$SHARD_SIZE" "$TEACHER_MIN" "$DISTILL_MIN"
 stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
-RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT DATA=$DATA TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
+CORPUS="DATA=$DATA"; [ -n "$DATA_GIVEN" ] || CORPUS="CLIPS=$CLIPS SEED=$SEED"  # a rendered corpus: how to render it again
+RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
 $RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \
     --data "$DATA" --continues teacher="$TEACHER" ${STUDENT:+--continues student="$STUDENT"} --recipe "$RECIPE"
 if [ "${INSTALL:-0}" = 1 ]; then

@@ -9,7 +9,8 @@ The card records what a rerun needs: the recipe line, data seed and size, the st
 commit, the wall time and the machine.
 
 ``--continues teacher=FOLDER`` (and ``student=FOLDER``), for recipes/continue.sh: the run went on from that model,
-so its card keeps the earlier card's history and adds this run as a "Continued" section. Only the folders the run
+so its card keeps the earlier card's history and adds this run as a "Continued" section. A student distilled afresh
+from a continued teacher (no ``student=``) carries that teacher's history as its lineage. Only the folders the run
 produced are exported (a continue run may skip a stage).
 """
 
@@ -89,7 +90,11 @@ def history(previous: Path) -> list[str]:
     return text[start:] + [""]
 
 
-def card(name: str, folder: Path, facts: dict[str, object], previous: Path | None = None) -> str:
+def card(name: str, folder: Path, facts: dict[str, object], previous: Path | None = None,
+         fresh_from_teacher: bool = False) -> str:
+    """The model card. ``previous``: the model this run went on from (its history is kept). ``fresh_from_teacher``:
+    the student was distilled afresh from the teacher this run continued, so ``previous`` is that teacher and its
+    history is the student's lineage."""
     model = AudioXModel.from_pretrained(folder)
     cfg = model.config
     inf = cfg.inference
@@ -111,7 +116,12 @@ def card(name: str, folder: Path, facts: dict[str, object], previous: Path | Non
         lines += ["## How it was made", ""]
     else:
         lines += history(previous)
-        lines += [f"## Continued from `{previous}` ({facts.get('date', '')})", ""]
+        if fresh_from_teacher:
+            lines += [f"## Distilled afresh from the teacher continued from `{previous}` ({facts.get('date', '')})", "",
+                      "- the student started from a copy of this run's fine-tuned teacher; the history above is that "
+                      "teacher's"]
+        else:
+            lines += [f"## Continued from `{previous}` ({facts.get('date', '')})", ""]
     lines += [f"- {k}: {v}" for k, v in facts.items() if v is not None or previous is None]
     return "\n".join(lines) + "\n"
 
@@ -160,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         quantize = None if args.quantize == "none" else args.quantize
         dst = cast_pretrained(out / name, out / f"{name}-fp16", torch.float16, quantize=quantize)
-        (dst / "MODEL_CARD.md").write_text(card(name, dst, facts, previous.get(name)))
+        fresh = name == "student" and "student" not in previous and "teacher" in previous
+        prev = previous.get("teacher") if fresh else previous.get(name)
+        (dst / "MODEL_CARD.md").write_text(card(name, dst, facts, prev, fresh_from_teacher=fresh))
         print(f"{dst}: {(dst / 'model.safetensors').stat().st_size / 1e6:.1f} MB")
     return 0
 

@@ -58,6 +58,21 @@ def test_continued_cards_keep_the_history_and_skip_a_missing_stage(tmp_path, rec
     assert "row-wise int8" in text
 
 
+def test_fresh_student_of_a_continued_teacher_carries_its_lineage(tmp_path, recipe_tool):
+    old = _model(tmp_path / "old-teacher", 5)
+    (old / "MODEL_CARD.md").write_text("# AudioX-Mini teacher\n\nintro\n\n## How it was made\n\n- teacher steps: 254\n")
+    out = _run(tmp_path)  # teacher fine-tuned and a new student distilled from it, no --continues student=
+    tool = recipe_tool("model_card")
+    assert tool.main(["--out", str(out), "--seconds", "400", "--recipe", "bash recipes/continue.sh",
+                      "--continues", f"teacher={old}"]) == 0
+    student = (out / "student-fp16" / "MODEL_CARD.md").read_text()
+    assert student.startswith("# AudioX-Mini student")
+    assert student.index("- teacher steps: 254") < student.index("## Distilled afresh from the teacher continued from")
+    assert "- student updates (this run): 30" in student and "## Continued from" not in student
+    teacher = (out / "teacher-fp16" / "MODEL_CARD.md").read_text()
+    assert "## Continued from" in teacher and "Distilled afresh" not in teacher
+
+
 def test_bad_arguments_exit_2(tmp_path, capsys, recipe_tool):
     tool = recipe_tool("model_card")
     out = _run(tmp_path, names=("teacher",))

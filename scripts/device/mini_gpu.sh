@@ -46,7 +46,8 @@ fi
 echo "recipe rc=$rc after $(( $(date +%s) - START ))s"
 [ -d /tmp/run/teacher-fp16 ] && python3 scripts/device/pack.py pack /tmp/run "$OUTDIR"
 left=$(( ${SECONDS_MAX:-540} - ($(date +%s) - START) ))
-if [ "$left" -gt 40 ]; then  # the fused kernels on a real GPU, as time allows
-    timeout $(( left - 10 )) python3 -m pytest -q -x -p no:cacheprovider packages/audiox-core/tests/test_kernels_triton.py 2>&1 | tail -5 | tee "$OUTDIR/kernels.txt"
+if [ "$left" -gt 80 ]; then  # the compiled Triton kernels against PyTorch on the real GPU, as time allows (about 70 s).
+    # Not tests/test_kernels_triton.py: that file runs Triton's CPU interpreter, which the image's triton 3.6 rejects.
+    timeout $(( left - 10 )) python3 scripts/device/kernels_check.py 2>&1 | grep -v 'Warn' | tee "$OUTDIR/kernels.txt"
 fi
 exit $rc
