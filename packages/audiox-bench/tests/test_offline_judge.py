@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audiox.bench.judges.offline import OfflineJudge
-from audiox.bench.judges.rules import aggregate, judge_record
+from audiox.bench.judges.rules import aggregate, judge_record, prompt_following
 from audiox.data.synth import SynthConfig, render_audio, spec_from_dict
 from audiox.data.synth.prompts import make_t2a_bench
 
@@ -93,3 +93,31 @@ def test_rules_by_hand():
     assert judge_record(rec, ann)["ord_acc"] == 1
     ann["SED"][1]["onset"] = 3.5
     assert judge_record(rec, ann)["ord_acc"] == 0
+
+
+def _rec(cats: str) -> dict:
+    return {"type": "category-only", "category": cats, "count": None, "time_relation": None, "timestamp": None}
+
+
+def test_prompt_following_measures_chance_on_the_same_clips():
+    recs = [_rec("bell"), _rec("chirp, knock"), _rec("siren"), _rec("bell, siren")]
+    # a prompt follower: each clip holds exactly its prompt's categories
+    exact = [{"category": {n.strip(): 1 for n in r["category"].split(",")}} for r in recs]
+    f = prompt_following(recs, exact)
+    assert f["cat_acc_other_prompt"] == 0.0 and f["cat_acc_margin"] == 100.0 and f["extra_categories_per_clip"] == 0.0
+    # a prompt ignorer that fills every clip with every sound: perfect Cat-acc, and just as perfect by chance
+    spray = [{"category": {n: 1 for n in ("bell", "chirp", "knock", "siren", "whistle")}} for _ in recs]
+    f = prompt_following(recs, spray)
+    assert f["cat_acc_other_prompt"] == 100.0 and f["cat_acc_margin"] == 0.0
+    assert f["extra_categories_per_clip"] == (4 + 3 + 4 + 3) / 4
+    # the partner is the next record (cyclically) sharing no category with the clip's own prompt:
+    # clip 0 (bell) -> "chirp, knock"; 1 -> "siren"; 2 (siren) skips "bell, siren" -> "bell"; 3 skips "bell" -> "chirp, knock"
+    only_chirp_knock = [{"category": {"chirp": 1, "knock": 1}}] * 4
+    f = prompt_following(recs, only_chirp_knock)
+    assert f["n"] == 4 and f["cat_acc_other_prompt"] == 50.0  # clips 0 and 3
+    assert f["cat_acc_margin"] == 25.0 - 50.0  # only clip 1 asked for what every clip holds
+
+
+def test_prompt_following_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="records for"):
+        prompt_following([_rec("bell")], [])

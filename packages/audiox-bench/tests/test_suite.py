@@ -68,6 +68,9 @@ def test_suite_end_to_end_on_a_random_model():
                     progress=False)
     gt, rt = res["references"]["ground truth"], res["references"]["autoencoder round trip"]
     assert gt["t2a"]["overall"]["cat_acc"] == 100.0 and gt["v2a"]["presence"] == 1.0
+    # the truth holds its prompt's sounds and nothing else: no chance hits against other prompts, no extras
+    assert gt["t2a"]["following"]["cat_acc_other_prompt"] == 0.0 and gt["t2a"]["following"]["cat_acc_margin"] == 100.0
+    assert gt["t2a"]["following"]["extra_categories_per_clip"] == 0.0
     assert gt["t2m"] == {"tempo_acc": 100.0, "instrument_acc": 100.0, "mode_acc": 100.0, "n": 1}
     # an untrained autoencoder destroys the events; the suite must see that, not echo the prompt
     assert rt["t2a"]["overall"]["cat_acc"] < 100.0

@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from audiox.bench.judges.av_music import T2MJudge, V2AJudge
 from audiox.bench.judges.offline import OfflineJudge
-from audiox.bench.judges.rules import aggregate
+from audiox.bench.judges.rules import aggregate, prompt_following
 
 __all__ = ["SuiteSetting", "parse_suite_setting", "log_mel_l1", "run_suite", "suite_markdown", "suite_plots"]
 
@@ -193,8 +193,7 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
             for name, fn in (("ground truth", lambda w: w), ("autoencoder round trip", roundtrip)):
                 ref: dict = {}
                 if t2a:
-                    ref["t2a"] = aggregate([offline.judge(r, fn(truth[r["id"]]), rate)["prediction"] for r in t2a],
-                                           [r["type"] for r in t2a])
+                    ref["t2a"] = _t2a_result(t2a, [offline.judge(r, fn(truth[r["id"]]), rate) for r in t2a])
                 if v2a:
                     ref["v2a"] = V2AJudge.summary([v2a_judge.judge(r, fn(truth[r["id"]]), rate) for r in v2a])
                 if t2m:
@@ -207,12 +206,12 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
             res: dict = {}
             bar = tqdm(total=len(t2a) + len(v2a) + len(t2m) + len(inpaint_cases) + len(completions), desc=s.label,
                        unit="clip", disable=not progress)
-            preds = []
+            judged_t2a = []
             for i, r in enumerate(t2a):
-                preds.append(offline.judge(r, _gen(pipe, s, seed + i, text=r["prompt"], task="t2a"), sr)["prediction"])
+                judged_t2a.append(offline.judge(r, _gen(pipe, s, seed + i, text=r["prompt"], task="t2a"), sr))
                 bar.update(1)
             if t2a:
-                res["t2a"] = aggregate(preds, [r["type"] for r in t2a])
+                res["t2a"] = _t2a_result(t2a, judged_t2a)
             judged = []
             for i, (r, path) in enumerate(zip(v2a, videos, strict=True)):
                 judged.append(v2a_judge.judge(r, _gen(pipe, s, seed + i, video=str(path), task="v2a"), sr))
@@ -262,6 +261,13 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
     return out
 
 
+def _t2a_result(records: list[dict], judged: list[dict]) -> dict:
+    """T2A-bench accuracies plus the prompt-following check (Cat-acc's chance level on the same clips)."""
+    res = aggregate([j["prediction"] for j in judged], [r["type"] for r in records])
+    res["following"] = prompt_following(records, [j.get("annotation") or {} for j in judged])
+    return res
+
+
 def ae_device(ae: torch.nn.Module) -> torch.device:
     return next(ae.parameters()).device
 
@@ -276,15 +282,20 @@ def suite_tables(res: dict) -> str:
     refs = res.get("references", {})
     parts = []
     if any("t2a" in rows[k] for k in labels):
-        t = ["| Setting | NFE | Cat-acc | Cnt-acc | Ord-acc | TS-acc |", "|---|---|---|---|---|---|"]
-        for k in labels:
-            o, e = rows[k]["t2a"]["overall"], rows[k]["efficiency"]
-            t.append(f"| {k} | {e['nfe']} | {_f(o['cat_acc'])} | {_f(o['cnt_acc'])} | {_f(o['ord_acc'])} | {_f(o['ts_acc'])} |")
-        for k, ref in refs.items():
-            if "t2a" in ref:
-                o = ref["t2a"]["overall"]
-                t.append(f"| *{k}* | - | {_f(o['cat_acc'])} | {_f(o['cnt_acc'])} | {_f(o['ord_acc'])} | {_f(o['ts_acc'])} |")
-        parts.append("### Text-to-audio (T2A-bench, offline judge, %)\n\n" + "\n".join(t))
+        t = ["| Setting | NFE | Cat-acc | Cnt-acc | Ord-acc | TS-acc | Cat-acc vs another prompt (chance) | extra "
+             "categories per clip |", "|---|---|---|---|---|---|---|---|"]
+
+        def t2a_row(k: str, nfe, r: dict) -> str:
+            o, fo = r["overall"], r.get("following") or {}
+            return (f"| {k} | {nfe} | {_f(o['cat_acc'])} | {_f(o['cnt_acc'])} | {_f(o['ord_acc'])} | {_f(o['ts_acc'])} "
+                    f"| {_f(fo.get('cat_acc_other_prompt'))} | {_f(fo.get('extra_categories_per_clip'), 2)} |")
+
+        t += [t2a_row(k, rows[k]["efficiency"]["nfe"], rows[k]["t2a"]) for k in labels]
+        t += [t2a_row(f"*{k}*", "-", ref["t2a"]) for k, ref in refs.items() if "t2a" in ref]
+        parts.append("### Text-to-audio (T2A-bench, offline judge, %)\n\n" + "\n".join(t) + "\n\n"
+                     "Cat-acc counts a clip when every category of its prompt is detected; extra sounds cost nothing. "
+                     "The chance column judges the same clips against another prompt's categories (one sharing none "
+                     "with their own): a model follows its prompts only as far as its Cat-acc exceeds that.")
     if any("v2a" in rows[k] for k in labels):
         t = ["| Setting | events found (%) | aligned within 0.2 s (%) | onset error median (ms) | onset error mean (ms) "
              "| false alarms per clip |", "|---|---|---|---|---|---|"]

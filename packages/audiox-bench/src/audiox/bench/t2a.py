@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from audiox.bench.io import write_json, write_wav
-from audiox.bench.judges.rules import aggregate
+from audiox.bench.judges.rules import aggregate, prompt_following
 
 __all__ = ["generate_t2a", "judge_clips", "judge_validate", "run_t2a"]
 
@@ -73,4 +73,5 @@ def run_t2a(pipe, records: list[dict], out_dir: str | Path, judge: Judge, *, lab
     nfe = clips.pop("__nfe__")
     rows, acc = judge_clips(judge, records, clips, progress=progress)  # type: ignore[arg-type]
     write_json(out_dir / f"judgments_{label}.json", rows)
-    return {"label": label, "nfe": nfe, "accuracy": acc}
+    following = prompt_following(records, [x.get("annotation") or {} for x in rows])
+    return {"label": label, "nfe": nfe, "accuracy": acc, "following": following}

@@ -11,11 +11,16 @@ metric does not apply to the record's type (Cat-acc applies to every record, as 
   the prompt's sequence (all must be detected).
 * TS-acc (category+timestamp): the detected span of the category (first onset, last offset) has start and end
   each within ``tolerance`` (1 s) of the prompt's.
+
+Cat-acc does not penalize extra sounds, so a model that ignores the prompt and fills its clips with many kinds of
+sound scores above zero by chance. :func:`prompt_following` measures that chance level on the same clips: Cat-acc of
+each clip against *another* prompt's categories (one that shares none with its own), and the extra categories per
+clip. A model follows its prompts as far as its Cat-acc exceeds that chance level.
 """
 
 from __future__ import annotations
 
-__all__ = ["METRICS", "split_names", "annotation_from_events", "judge_record", "aggregate"]
+__all__ = ["METRICS", "split_names", "annotation_from_events", "judge_record", "aggregate", "prompt_following"]
 
 METRICS = ("cat_acc", "cnt_acc", "ord_acc", "ts_acc")
 
@@ -92,3 +97,28 @@ def aggregate(judgments: list[dict], types: list[str] | None = None) -> dict:
     return out
 
 
+def prompt_following(records: list[dict], annotations: list[dict]) -> dict[str, float | int | None]:
+    """Chance level of Cat-acc on these clips, and how many sounds the prompts did not ask for.
+
+    * ``cat_acc_other_prompt`` (%): each clip judged against the categories of the next record (cyclically) whose
+      categories are disjoint from its own; a clip with no such record is skipped.
+    * ``cat_acc_margin``: Cat-acc on the clips' own prompts minus that chance level (points, same clips).
+    * ``extra_categories_per_clip``: detected categories that the clip's own prompt does not name, on average.
+    """
+    if len(records) != len(annotations):
+        raise ValueError(f"{len(records)} records for {len(annotations)} annotations")
+    wants = [set(split_names(r.get("category"))) for r in records]
+    found = [{str(k).lower() for k in (a.get("category") or {})} for a in annotations]
+    own, other = [], []
+    for i, (want, got) in enumerate(zip(wants, found, strict=True)):
+        n = len(records)
+        j = next((k % n for k in range(i + 1, i + n) if not (wants[k % n] & want)), None)
+        if j is None:
+            continue
+        own.append(int(want <= got))
+        other.append(int(wants[j] <= got))
+    extra = [len(got - want) for want, got in zip(wants, found, strict=True)]
+    pct = lambda v: 100.0 * sum(v) / len(v) if v else None  # noqa: E731
+    chance, mine = pct(other), pct(own)
+    return {"cat_acc_other_prompt": chance, "cat_acc_margin": None if chance is None else mine - chance,
+            "extra_categories_per_clip": sum(extra) / len(extra) if extra else None, "n": len(other)}
