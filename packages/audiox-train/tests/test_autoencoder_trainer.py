@@ -130,3 +130,31 @@ def test_istft_decoder_learns_the_latents_of_an_oobleck_encoder(tmp_path):
 def _istft_overrides(path):
     return ["autoencoder.train_encoder=false", "model.autoencoder.decoder=istft", "model.autoencoder.istft_hop=16",
             "model.autoencoder.istft_n_fft=64", "model.autoencoder.istft_dim=32", f"model.autoencoder.pretrained={path}"]
+
+
+def test_decoder_only_latent_noise_decodes_noised_means_to_the_clean_audio(tmp_path):
+    cfg = _cfg(tmp_path)
+    batch = synthetic_batch(cfg.model, 2, with_video=False)
+    path = AutoencoderTrainer(cfg, FixedBatchSource(batch)).export(tmp_path / "ae0.safetensors")
+    seen = {}
+    for noise in (0.0, 0.5):
+        ft = _cfg(tmp_path / f"n{noise}", "autoencoder.train_encoder=false", f"model.autoencoder.pretrained={path}",
+                  f"autoencoder.latent_noise={noise}")
+        tr = AutoencoderTrainer(ft, FixedBatchSource(batch))
+        x = tr.crop(batch.audio)
+        decode = tr.ae.decoder.forward
+        tr.ae.decoder.forward = lambda z, _d=decode: (seen.__setitem__(noise, z.detach().clone()), _d(z))[1]
+        tr.losses_for(x)
+        with torch.no_grad():
+            mean, _ = tr.ae.encode_posterior(x)
+        seen[f"mean{noise}"] = mean
+    assert torch.equal(seen[0.0], seen["mean0.0"])  # no noise: exactly the posterior mean
+    d = (seen[0.5] - seen["mean0.5"]).std(dim=(1, 2)) / seen["mean0.5"].std()
+    assert bool((d > 0).all()) and bool((d < 0.5 * 1.2).all())  # noised, by at most latent_noise x std per clip
+
+
+def test_latent_noise_must_not_be_negative():
+    import pytest
+
+    with pytest.raises(ValueError, match="latent_noise"):
+        get_train_config("debug", ["autoencoder.latent_noise=-0.1"])

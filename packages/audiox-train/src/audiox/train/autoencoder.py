@@ -9,7 +9,9 @@ scales) with hinge losses and feature matching. The export is a safetensors file
 
 ``autoencoder.train_encoder=false`` fine-tunes the decoder alone: the encoder is frozen and the decoder learns to
 invert its posterior *means* (what ``AudioAutoencoder.encode`` hands a diffusion model), so a teacher or student
-already trained on this autoencoder's latents keeps working with the new decoder.
+already trained on this autoencoder's latents keeps working with the new decoder. ``autoencoder.latent_noise=S``
+also shows it noised means (up to S times the latents' std), decoded to the clean audio, so that a generator's
+near-miss latents do not come out as spurious events.
 """
 
 from __future__ import annotations
@@ -149,6 +151,9 @@ class AutoencoderTrainer:
         if self.decoder_only:  # the frozen encoder's posterior mean: the latent a diffusion model sees
             with torch.no_grad():
                 z, _ = self.ae.encode_posterior(x)
+                if c.latent_noise > 0:  # and its near-misses: mean + sigma * std(z) * eps, sigma ~ U(0, latent_noise)
+                    sigma = c.latent_noise * torch.rand(z.shape[0], 1, 1, generator=self.gen).to(z)
+                    z = z + sigma * z.std() * torch.randn(z.shape, generator=self.gen).to(z)
             kl = z.new_zeros(())
         else:
             mean, logvar = self.ae.encode_posterior(x)

@@ -172,8 +172,14 @@ class AutoencoderLossConfig:
     # trained on this autoencoder sees), so teachers and students trained on it stay valid; needs
     # model.autoencoder.pretrained. The KL term is then constant and dropped.
     train_encoder: bool = True
+    # decoder-only runs: decode the posterior mean plus Gaussian noise of sigma * (the batch latents' std), sigma
+    # uniform in [0, latent_noise] per clip, against the clean audio. A generator's latents are near-misses of the
+    # encoder's; a decoder that only ever saw exact means turns them into spurious events (scripts/diagnose.py
+    # decoder-noise). 0 = exact means only.
+    latent_noise: float = 0.0
 
     def __post_init__(self) -> None:
+        _check(self.latent_noise >= 0, f"autoencoder.latent_noise must be >= 0, got {self.latent_noise}")
         _check(self.crop_seconds > 0, "autoencoder.crop_seconds must be > 0")
         _check(self.crop_candidates >= 1, "autoencoder.crop_candidates must be >= 1")
 
