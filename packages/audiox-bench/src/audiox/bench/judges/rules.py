@@ -109,9 +109,8 @@ def prompt_following(records: list[dict], annotations: list[dict]) -> dict[str, 
         raise ValueError(f"{len(records)} records for {len(annotations)} annotations")
     wants = [set(split_names(r.get("category"))) for r in records]
     found = [{str(k).lower() for k in (a.get("category") or {})} for a in annotations]
-    own, other = [], []
+    n, own, other = len(records), [], []
     for i, (want, got) in enumerate(zip(wants, found, strict=True)):
-        n = len(records)
         j = next((k % n for k in range(i + 1, i + n) if not (wants[k % n] & want)), None)
         if j is None:
             continue
