@@ -26,7 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from audiox.core.autoencoder import AudioAutoencoder
-from audiox.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir, load_config
+from audiox.core.checkpoint import CONFIG_NAME, TOKENIZER_DIR, WEIGHTS_NAME, atomic_dir, load_config
 from audiox.core.config import apply_overrides
 
 PREFIX = "autoencoder."
@@ -88,6 +88,8 @@ def replace(ae_file: Path, model_dir: Path, out_dir: Path, note: str = "", setti
         for p in model_dir.iterdir():
             if p.is_file() and p.name != WEIGHTS_NAME:
                 shutil.copy2(p, tmp / p.name)
+            elif p.is_dir() and p.name == TOKENIZER_DIR:  # a corpus tokenizer saved with the model
+                shutil.copytree(p, tmp / p.name)
         if config_json is not None:
             (tmp / CONFIG_NAME).write_text(config_json)
         save_file(out, str(tmp / WEIGHTS_NAME), metadata=meta)

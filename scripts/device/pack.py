@@ -32,6 +32,7 @@ def pack(run: Path, out: Path) -> None:
             for name in ("config.json", "model.safetensors", "MODEL_CARD.md"):
                 if (run / "teacher-fp16" / name).is_file():
                     tar.add(run / "teacher-fp16" / name, arcname=f"teacher/{name}")
+            _add_tokenizer(tar, run / "teacher-fp16", "teacher")
             _add_metrics(tar, run)
         _write_parts(buf.getvalue(), out)
         return
@@ -47,6 +48,8 @@ def pack(run: Path, out: Path) -> None:
             tar.add(run / "student-fp16" / name, arcname=f"student/{name}")
         for name in ("config.json", "MODEL_CARD.md"):
             tar.add(run / "teacher-fp16" / name, arcname=f"teacher/{name}")
+        _add_tokenizer(tar, run / "student-fp16", "student")
+        _add_tokenizer(tar, run / "teacher-fp16", "teacher")
         data = save({k: v for k, v in teacher.items() if k not in shared},
                     metadata=_metadata(run / "teacher-fp16" / "model.safetensors"))
         info = tarfile.TarInfo("teacher/model-without-autoencoder.safetensors")
@@ -54,6 +57,12 @@ def pack(run: Path, out: Path) -> None:
         tar.addfile(info, io.BytesIO(data))
         _add_metrics(tar, run)
     _write_parts(buf.getvalue(), out)
+
+
+def _add_tokenizer(tar: tarfile.TarFile, model: Path, arc: str) -> None:
+    """A corpus tokenizer saved with the model (``tokenizer/``; none for byt5)."""
+    if (model / "tokenizer").is_dir():
+        tar.add(model / "tokenizer", arcname=f"{arc}/tokenizer")
 
 
 def _add_metrics(tar: tarfile.TarFile, run: Path) -> None:

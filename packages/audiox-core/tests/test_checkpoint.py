@@ -206,3 +206,54 @@ def test_saved_folder_has_the_umask_modes_not_private_temp_ones(saved):
     assert stat.S_IMODE(path.stat().st_mode) == 0o777 & ~mask
     for f in (CONFIG_NAME, WEIGHTS_NAME):
         assert stat.S_IMODE((path / f).stat().st_mode) == 0o666 & ~mask, f
+
+
+CAPTIONS = ["A bell rings twice.", "A buzz, then a click.", "Two bell rings and a click.", "Steady rain."] * 5
+
+
+def _bpe_model(tmp_path):
+    from audiox.core.encoders.text import train_tokenizer
+
+    tok = train_tokenizer(CAPTIONS, vocab_size=320)
+    tok.save_pretrained(str(tmp_path / "tok"))
+    cfg = get_config("debug")
+    cfg.text.tokenizer = str(tmp_path / "tok")
+    cfg.text.vocab_size = 320
+    torch.manual_seed(0)
+    return AudioXModel(cfg).eval()
+
+
+def test_tokenizer_travels_with_the_model_folder(tmp_path):
+    """A corpus tokenizer is saved in the folder, named relatively, and loads after the folder moves."""
+    import shutil
+
+    model = _bpe_model(tmp_path)
+    path = model.save_pretrained(tmp_path / "m")
+    assert json.loads((path / CONFIG_NAME).read_text())["text"]["tokenizer"] == "tokenizer"
+    assert (path / "tokenizer" / "tokenizer.json").is_file()
+    moved = shutil.move(str(path), str(tmp_path / "elsewhere"))
+    shutil.rmtree(tmp_path / "tok")  # the source tokenizer is gone: the folder's own copy must be used
+    loaded = AudioXModel.from_pretrained(moved)
+    inputs = ConditionInputs(text=["a bell rings twice"], task=["t2a"])
+    a, b = model.prepare_conditions(inputs), loaded.prepare_conditions(inputs)
+    assert torch.equal(a.context, b.context) and torch.equal(a.context_mask, b.context_mask)
+    # built again from the loaded config (fine-tuning, distillation), it finds the same tokenizer
+    again = AudioXModel(loaded.config)
+    assert again.text_encoder.tokenize(["a bell"])[0].tolist() == model.text_encoder.tokenize(["a bell"])[0].tolist()
+    # saving the loaded model again keeps the tokenizer
+    resaved = loaded.save_pretrained(tmp_path / "again")
+    assert (resaved / "tokenizer" / "tokenizer.json").is_file()
+
+
+def test_missing_saved_tokenizer_is_a_clear_error(tmp_path):
+    import shutil
+
+    path = _bpe_model(tmp_path).save_pretrained(tmp_path / "m")
+    shutil.rmtree(path / "tokenizer")
+    with pytest.raises(FileNotFoundError, match="tokenizer is missing"):
+        AudioXModel.from_pretrained(path)
+
+
+def test_byt5_model_folder_has_no_tokenizer(saved):
+    _, path = saved
+    assert not (path / "tokenizer").exists()

@@ -133,6 +133,27 @@ def test_text_tokenizer_larger_than_vocab_is_rejected(cfg):
         enc(["hi"])
 
 
+def test_train_tokenizer_words_become_tokens(cfg):
+    from audiox.core.encoders.text import train_tokenizer
+
+    caps = ["A bell rings twice.", "A buzz, then a click.", "Two bell rings and a click.", "Steady rain."] * 5
+    tok = train_tokenizer(caps, vocab_size=320)
+    assert (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2)
+    assert tok.tokenize("A bell rings") == ["Ġa", "Ġbell", "Ġrings"]  # lower-cased, one token per frequent word
+    ids = tok("a bell")["input_ids"]
+    assert ids[-1] == tok.eos_token_id and len(ids) == 3
+    unseen = tok("Zebra ß 猫")["input_ids"]  # any string tokenizes through the byte symbols, never <unk>
+    assert tok.unk_token_id not in unseen and tok.decode(unseen, skip_special_tokens=True) == " zebra ß 猫"
+    enc = TextEncoder(dataclasses.replace(cfg.text, tokenizer="byt5"))
+    enc._tokenizer = tok  # the encoder pads / truncates it like any tokenizer
+    ids, mask = enc.tokenize(["a bell", "steady rain, then a bell rings twice"])
+    assert ids.shape == (2, cfg.text.max_length) and mask.sum(1).tolist() == [3, 9]
+    with pytest.raises(ValueError, match="vocab_size must be at least"):
+        train_tokenizer(caps, vocab_size=100)
+    with pytest.raises(ValueError, match="no texts"):
+        train_tokenizer([], vocab_size=300)
+
+
 # ---------------------------------------------------------------------------------------------- video
 
 

@@ -6,6 +6,10 @@
   file is asked for: ``dtype=torch.float16`` halves it; ``quantize="int8"`` also stores the weight of every
   ``nn.Linear`` outside the autoencoder as int8 with one float32 scale per output row (weight-only: the model is
   dequantized when loaded and runs in float; the autoencoder's convolutions stay in the float type).
+- A model whose text encoder uses a tokenizer other than the file-free ``byt5`` keeps it beside the weights, in
+  ``tokenizer/`` (``transformers``' ``save_pretrained`` layout), and its ``config.json`` names it ``"tokenizer"``:
+  the folder can be moved or packaged and still loads offline. In memory the name is the absolute path of the
+  folder it was loaded from, so a model built again from ``model.config`` (fine-tuning, distillation) finds it.
 - Loading never unpickles: safetensors only. Errors are one line and name what is wrong: a missing folder or
   file, weights that do not match the config (missing / unexpected keys, wrong shapes), or a config written by a
   newer format version.
@@ -33,11 +37,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_NAME", "WEIGHTS_NAME", "save_pretrained", "cast_pretrained", "from_pretrained", "resolve_model_path",
-    "atomic_dir", "quantize_rowwise_int8", "dequantize_rowwise_int8",
+    "atomic_dir", "quantize_rowwise_int8", "dequantize_rowwise_int8", "TOKENIZER_DIR",
 ]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: The text tokenizer's folder inside a model folder (absent for the file-free ``byt5``).
+TOKENIZER_DIR = "tokenizer"
 #: ``<name>`` holds the int8 codes of a quantized weight and ``<name>@scale`` its per-row scales.
 SCALE_SUFFIX = "@scale"
 QUANT_KINDS = ("int8",)
@@ -84,7 +90,7 @@ class atomic_dir:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
         mask = current_umask()
-        for f in self.tmp.iterdir():  # flush file contents before the rename makes them visible
+        for f in self.tmp.rglob("*"):  # flush file contents before the rename makes them visible
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
@@ -132,6 +138,9 @@ def save_pretrained(
         meta["audiox_quantize"] = "int8-rowwise"
     cfg = _config_for_saving(model.config, version)
     with atomic_dir(path) as tmp:
+        if cfg.text.tokenizer != "byt5":  # keep the tokenizer with the weights (loads it if not loaded yet)
+            model.text_encoder.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+            cfg.text.tokenizer = TOKENIZER_DIR
         (tmp / CONFIG_NAME).write_text(cfg.to_json() + "\n")
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata=meta)
     return path
@@ -160,7 +169,7 @@ def resolve_model_path(path_or_id: str | Path) -> Path:
         try:
             from huggingface_hub import snapshot_download
 
-            return Path(snapshot_download(repo_id=text, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
+            return Path(snapshot_download(repo_id=text, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, f"{TOKENIZER_DIR}/*"]))
         except Exception as exc:  # offline, unknown repo, no access
             raise FileNotFoundError(f"model {text!r} is not a local folder and could not be fetched from the hub: {exc.__class__.__name__}") from None
     raise FileNotFoundError(f"no model folder at {p}")
@@ -194,6 +203,11 @@ def from_pretrained(
 
     folder = resolve_model_path(path)
     config = load_config(folder)
+    if config.text.tokenizer == TOKENIZER_DIR:  # saved beside the weights
+        tok_dir = folder / TOKENIZER_DIR
+        if not tok_dir.is_dir():
+            raise FileNotFoundError(f"{tok_dir} is missing: {CONFIG_NAME} names the tokenizer saved with the model")
+        config.text.tokenizer = str(tok_dir.resolve())
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing: not an audiox model folder")

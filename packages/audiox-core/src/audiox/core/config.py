@@ -64,7 +64,8 @@ class TextEncoderConfig:
     """T5-family text encoder (``transformers``)."""
 
     pretrained: str | None = None  # local path or hub id of a T5 encoder; None = build from the fields below
-    tokenizer: str = "byt5"  # "byt5" needs no files (offline); otherwise a path / hub id of a T5 tokenizer
+    # "byt5" needs no files (offline); otherwise a tokenizer folder / hub id (a T5 one, or audiox-data tokenizer's)
+    tokenizer: str = "byt5"
     d_model: int = 768  # T5-base
     num_layers: int = 12
     num_heads: int = 12

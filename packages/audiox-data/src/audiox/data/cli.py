@@ -1,4 +1,4 @@
-"""``audiox-data``: synth | curate | annotate | stats. Bad input: one-line error, exit status 2."""
+"""``audiox-data``: synth | curate | annotate | stats | tokenizer. Bad input: one-line error, exit status 2."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_synth]
 
 
-_SUBCOMMAND_MODULES: tuple[str, ...] = ("curate", "annotate", "stats")  # modules with an ``add_cli(subparsers)``
+_SUBCOMMAND_MODULES: tuple[str, ...] = ("curate", "annotate", "stats", "tokenizer")  # modules with an ``add_cli(subparsers)``
 
 
 def _register_optional() -> None:

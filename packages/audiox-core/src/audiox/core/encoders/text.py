@@ -3,23 +3,64 @@
 ``cfg.pretrained`` is a local folder (``save_pretrained`` layout), a hub id, or a ``.safetensors`` file with this
 module's key names (``TextEncoder.save_weights``; sizes from the config fields); without it a T5 encoder is built
 from the config fields with random weights, offline. ``cfg.tokenizer == "byt5"`` uses the byte-level ByT5
-tokenizer, which needs no files; anything else is a tokenizer folder or hub id for ``AutoTokenizer``. The
-tokenizer is loaded on first use, so building a model (e.g. on the meta device to count parameters) never
-touches the disk or the network.
+tokenizer, which needs no files; anything else is a tokenizer folder or hub id for ``AutoTokenizer``, such as one
+that :func:`train_tokenizer` learned from a corpus's captions (``audiox-data tokenizer``). A model folder keeps its
+tokenizer beside the weights (``tokenizer/``, see ``audiox.core.checkpoint``). The tokenizer is loaded on first
+use, so building a model (e.g. on the meta device to count parameters) never touches the disk or the network.
+
+Why a corpus tokenizer: a T5 trained from scratch over bytes must first learn to spell before it can tell "a bell"
+from "a buzz", and the diffusion loss is a weak teacher for that. The bundled byte-level mini teacher's pooled
+captions had cosine similarities of 0.78-0.98 between prompts with different sounds, and its velocity moved by only
+1-3 % when the caption changed. Over word-level BPE tokens each sound word is its own embedding row from step 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer, ByT5Tokenizer, T5Config, T5EncoderModel
+from transformers import AutoTokenizer, ByT5Tokenizer, PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
 from audiox.core.config import TextEncoderConfig
 from audiox.core.encoders.common import FreezableModule, load_safetensors_strict
 
-__all__ = ["TextEncoder", "resolve_pretrained"]
+__all__ = ["TextEncoder", "resolve_pretrained", "train_tokenizer"]
+
+#: T5's special tokens and ids: padding 0, end of sequence 1, unknown 2.
+SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer learned from ``texts`` (``tokenizers``), with T5's conventions: NFKC and lower
+    case, ``</s>`` appended to every caption, ids 0 / 1 / 2 for ``<pad>`` / ``</s>`` / ``<unk>``. Any string
+    tokenizes (the 256 byte symbols are always in the vocabulary); words frequent in ``texts`` become single tokens.
+    The vocabulary stops below ``vocab_size`` when no pair occurs ``min_frequency`` times any more."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    if vocab_size < 256 + len(SPECIAL_TOKENS):
+        raise ValueError(f"vocab_size must be at least {256 + len(SPECIAL_TOKENS)} (the bytes and {SPECIAL_TOKENS}), got {vocab_size}")
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    seen = [0]
+
+    def counted() -> Iterable[str]:
+        for t in texts:
+            seen[0] += 1
+            yield t
+
+    tok.train_from_iterator(counted(), trainer)
+    if seen[0] == 0:
+        raise ValueError("train_tokenizer: no texts")
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
 def resolve_pretrained(name: str, what: str) -> tuple[str, bool]:
