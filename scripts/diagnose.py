@@ -1,12 +1,21 @@
 """Why a trained model misses its prompts: two measurements on held-out synthetic-world prompts (docs/results.md).
 
     uv run python scripts/diagnose.py conditioning MODEL [--n 6]    # does the velocity depend on the caption?
+    uv run python scripts/diagnose.py text MODEL [--n 6]            # do the encoded captions differ between prompts?
+    uv run python scripts/diagnose.py latent-scale MODEL [--n 6] [--steps N]  # are generated latents at the data's scale?
     uv run python scripts/diagnose.py decoder-noise MODEL [--n 24]  # does the decoder invent events from near-misses?
 
 ``conditioning``: the true latents of held-out category prompts, noised to time ``t`` (``z_t = t z1 + (1 - t) z0``).
 It prints, per ``t``, how much the velocity changes when each clip gets another prompt's caption or no condition at
 all, and the relative flow error ``|u - v| / |u|`` (``u = z1 - z0``) with the true caption, another caption and
 none. A model that uses its text has a clearly lower error with the true caption at large ``t``.
+
+``text``: how far apart the encoded captions of prompts with different sounds are. The mean cosine similarity of
+the T5 outputs (mean over each caption's tokens) between prompts, the share of the context's text-token energy in
+their common mean direction (1 = every token the same), and the mean cosine of MAF's global (adaLN) vector.
+
+``latent-scale``: the mean per-frame norm of generated latents (the model's own sampler and default steps, or
+``--steps``) against the true latents of the same prompts, and the level of the clip's last 0.1 s.
 
 ``decoder-noise``: the true latents plus Gaussian noise (a fraction of their standard deviation), decoded and judged
 by the offline T2A-bench judge: Cat/Cnt/Ord/TS-acc and the detected events per clip beyond the truth's.
@@ -59,6 +68,38 @@ def conditioning(model: AudioXModel, records: list[dict], seed: int = 0) -> list
     return rows
 
 
+def _mean_offdiag_cos(x: torch.Tensor) -> float:  # (N, D) -> mean cosine over the N (N - 1) ordered pairs
+    x = torch.nn.functional.normalize(x.float(), dim=-1)
+    c, n = x @ x.T, x.shape[0]
+    return float((c.sum() - c.diagonal().sum()) / (n * (n - 1)))
+
+
+@torch.no_grad()
+def text_separation(model: AudioXModel, records: list[dict]) -> dict:
+    texts = [r["prompt"] for r in records]
+    emb, mask = model.text_encoder(texts)  # (N, L, D_t), (N, L)
+    w = mask.to(emb.dtype)[..., None]
+    pooled = (emb * w).sum(1) / w.sum(1).clamp(min=1)
+    cond = model.prepare_conditions(ConditionInputs(text=texts, task=["t2a"] * len(texts)))
+    tokens = cond.context[:, : emb.shape[1]][mask].float()  # the text tokens of H_c (M, D)
+    shared = float(tokens.mean(0).pow(2).sum() / tokens.pow(2).sum(-1).mean())
+    return {"text_cos": _mean_offdiag_cos(pooled), "context_shared": shared,
+            "global_cos": _mean_offdiag_cos(cond.global_cond), "tokens_per_caption": float(mask.sum(1).float().mean())}
+
+
+@torch.no_grad()
+def latent_scale(model: AudioXModel, records: list[dict], steps: int | None = None, seed: int = 0) -> dict:
+    from audiox.infer import AudioXPipeline
+
+    pipe = AudioXPipeline(model)
+    out = pipe([r["prompt"] for r in records], steps=steps, seed=seed)
+    gen, true = out.latents.float(), true_latents(model, records)
+    tail = out.audio[..., -round(0.1 * out.sample_rate):].float()
+    db = 20 * torch.log10(tail.pow(2).mean(-1).sqrt().clamp_min(1e-6))
+    return {"sampler": out.sampler, "steps": out.steps, "gen_norm": float(gen.norm(dim=1).mean()),
+            "true_norm": float(true.norm(dim=1).mean()), "end_db": float(db.median())}
+
+
 @torch.no_grad()
 def decoder_noise(model: AudioXModel, records: list[dict], sigmas=(0.0, 0.05, 0.1, 0.2), seed: int = 0) -> list[dict]:
     ae, judge = model.autoencoder, OfflineJudge().judge
@@ -79,10 +120,11 @@ def decoder_noise(model: AudioXModel, records: list[dict], sigmas=(0.0, 0.05, 0.
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["conditioning", "decoder-noise"])
+    ap.add_argument("what", choices=["conditioning", "text", "latent-scale", "decoder-noise"])
     ap.add_argument("model", help="model folder (config.json + model.safetensors)")
     ap.add_argument("--n", type=int, default=None, help="held-out prompts (default: 6 / 24)")
     ap.add_argument("--seed", type=int, default=1234, help="held-out prompt seed (the suite's)")
+    ap.add_argument("--steps", type=int, default=None, help="latent-scale: sampling steps (default: the model's)")
     args = ap.parse_args(argv)
     model = AudioXModel.from_pretrained(args.model).eval()
     if args.what == "conditioning":
@@ -93,6 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         for r in conditioning(model, recs):
             print(f"| {r['t']} | {100 * r['change_other']:.1f} % | {100 * r['change_null']:.1f} % | {r['err_own']:.3f} "
                   f"| {r['err_other']:.3f} | {r['err_null']:.3f} |")
+    elif args.what == "text":
+        recs = [r for r in make_t2a_bench(args.seed, 8 * (args.n or 6)) if r["type"] == "category-only"][: args.n or 6]
+        r = text_separation(model, recs)
+        print("| caption cosine (T5, mean-pooled) | shared share of context text tokens | global-vector cosine | tokens per caption |"
+              f"\n|---|---|---|---|\n| {r['text_cos']:.3f} | {r['context_shared']:.3f} | {r['global_cos']:.4f} "
+              f"| {r['tokens_per_caption']:.1f} |")
+    elif args.what == "latent-scale":
+        r = latent_scale(model, make_t2a_bench(args.seed, args.n or 6), args.steps)
+        print("| sampler | steps | generated frame norm | true frame norm | ratio | last 0.1 s (median dBFS) |\n"
+              f"|---|---|---|---|---|---|\n| {r['sampler']} | {r['steps']} | {r['gen_norm']:.2f} | {r['true_norm']:.2f} "
+              f"| {r['gen_norm'] / r['true_norm']:.2f} | {r['end_db']:.1f} |")
     else:
         recs = make_t2a_bench(args.seed, args.n or 24)
         print("| noise (x latent std) | Cat-acc | Cnt-acc | Ord-acc | TS-acc | extra events per clip |\n"

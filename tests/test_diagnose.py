@@ -37,3 +37,21 @@ def test_decoder_noise_judges_each_noise_level(recipe_tool):
     rows = diag.decoder_noise(_model(), recs, sigmas=(0.0, 0.5))
     assert [r["sigma"] for r in rows] == [0.0, 0.5] and all(r["n"] == 4 for r in rows)
     assert all(0 <= r["cat_acc"] <= 100 and math.isfinite(r["extra_events_per_clip"]) for r in rows)
+
+
+def test_text_separation_reads_the_encoded_captions(recipe_tool):
+    diag = recipe_tool("scripts/diagnose")
+    model = _model()
+    recs = [r for r in make_t2a_bench(5, 16) if r["type"] == "category-only"][:3]
+    r = diag.text_separation(model, recs)
+    assert -1 <= r["text_cos"] < 1 and 0 < r["context_shared"] <= 1 and -1 <= r["global_cos"] <= 1
+    same = diag.text_separation(model, [dict(x, prompt=recs[0]["prompt"]) for x in recs])
+    assert math.isclose(same["text_cos"], 1.0, abs_tol=1e-5) and math.isclose(same["global_cos"], 1.0, abs_tol=1e-5)
+    assert same["context_shared"] > r["context_shared"]  # the same caption three times shares more
+
+
+def test_latent_scale_compares_generated_and_true_latents(recipe_tool):
+    diag = recipe_tool("scripts/diagnose")
+    model = _model()
+    r = diag.latent_scale(model, make_t2a_bench(5, 2), steps=2)
+    assert r["steps"] == 2 and r["gen_norm"] > 0 and r["true_norm"] > 0 and math.isfinite(r["end_db"])
