@@ -20,6 +20,10 @@
 #   LATENTS            1 (default): encode the corpus's target latents once; 0: encode every batch (cheap on a GPU)
 #   PROGRESS, RUN (launcher prefix; default `uv run`), PYTHON
 #   PRECHECK=1         a seconds-long dry run of every stage on a tiny corpus first
+#   TOKENIZER          empty (default): keep the teacher's text encoder; `corpus`: learn a BPE tokenizer from the
+#                      corpus's captions (audiox-data tokenizer -> OUT/tokenizer); or a tokenizer folder. Either way
+#                      the teacher gets a fresh T5 over it (recipes/retokenize.py, TEXT_MAX_LENGTH tokens, default 96)
+#                      before its training, and the student is distilled afresh (needs STUDENT=)
 # Every stage resumes after a crash: rerun the same command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +50,14 @@ RUN="${RUN-uv run}"
 PYTHON="${PYTHON:-python}"
 CACHE=(); [ "$LATENTS" = 1 ] && CACHE=(data.latents=true)
 CONT=(); [ -n "$STUDENT" ] && CONT=(--student "$STUDENT")
+TOKENIZER="${TOKENIZER:-}"
+TEXT_MAX_LENGTH="${TEXT_MAX_LENGTH:-96}"
+if [ -n "$TOKENIZER" ] && [ -n "$STUDENT" ]; then
+    echo "continue: error: TOKENIZER=$TOKENIZER gives the teacher a new text encoder; distil a new student (STUDENT=)" >&2; exit 2
+fi
+if [ -n "$TOKENIZER" ] && [ "$TOKENIZER" != corpus ] && [ ! -f "$TOKENIZER/tokenizer.json" ]; then
+    echo "continue: error: TOKENIZER=$TOKENIZER is neither 'corpus' nor a tokenizer folder (tokenizer.json missing)" >&2; exit 2
+fi
 for m in "$TEACHER" ${STUDENT:+"$STUDENT"}; do
     [ -f "$m/config.json" ] || { echo "continue: error: $m is not a model folder (config.json missing)" >&2; exit 2; }
 done
@@ -80,8 +92,19 @@ stage_distill() {  # $1 corpus, $2 out folder, $3 minutes, $4 teacher; DMD2's 1 
         dmd.fake_updates=5 optim.lr="$DISTILL_LR" schedule.warmup=0.9 ema.decay=0.99 gan.num_blocks=4 log.every=5 \
         log.tensorboard=false max_steps=1000000 max_minutes="$3" log.progress="$PROGRESS" checkpoint.every=20
 }
+stage_tokenizer() {  # $1 corpus, $2 out folder: the teacher with a fresh T5 over the tokenizer -> $2/teacher-retok
+    local tok="$TOKENIZER"
+    if [ "$tok" = corpus ]; then
+        tok="$2/tokenizer"
+        [ -f "$tok/tokenizer.json" ] || $RUN audiox-data tokenizer "$1" --out "$tok"
+    fi
+    [ -f "$2/teacher-retok/config.json" ] || \
+        $RUN $PYTHON recipes/retokenize.py "$TEACHER" "$tok" "$2/teacher-retok" --max-length "$TEXT_MAX_LENGTH"
+}
 run_all() {  # $1 corpus, $2 out folder, $3 clips, $4 shard size, $5 teacher minutes, $6 distill minutes
     stamp "data: $1"; stage_data "$1" "$3" "$4"
+    local TEACHER="$TEACHER"
+    if [ -n "$TOKENIZER" ]; then stamp "tokenizer: $TOKENIZER"; stage_tokenizer "$1" "$2"; TEACHER="$2/teacher-retok"; fi
     stamp "latents: LATENTS=$LATENTS"; stage_latents "$1"
     NEW_TEACHER="$TEACHER"
     if [ "$5" != 0 ]; then stamp "teacher: $5 min from $TEACHER"; stage_teacher "$1" "$2" "$5"; NEW_TEACHER="$2/teacher"
@@ -99,7 +122,7 @@ fi
 run_all "$DATA" "$OUT" "$CLIPS" "$SHARD_SIZE" "$TEACHER_MIN" "$DISTILL_MIN"
 stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
 CORPUS="DATA=$DATA"; [ -n "$DATA_GIVEN" ] || CORPUS="CLIPS=$CLIPS SEED=$SEED"  # a rendered corpus: how to render it again
-RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
+RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
 $RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \
     --data "$DATA" --continues teacher="$TEACHER" ${STUDENT:+--continues student="$STUDENT"} --recipe "$RECIPE"
 if [ "${INSTALL:-0}" = 1 ]; then
@@ -107,6 +130,9 @@ if [ "${INSTALL:-0}" = 1 ]; then
         src="$OUT/${pair%%:*}" dst="${pair#*:}"
         [ -d "$src" ] || continue
         for f in config.json model.safetensors MODEL_CARD.md; do cp "$src/$f" "$dst/$f.new" && mv "$dst/$f.new" "$dst/$f"; done
+        rm -rf "$dst/tokenizer.new"  # a corpus tokenizer travels with the weights; a byt5 model has none
+        if [ -d "$src/tokenizer" ]; then cp -r "$src/tokenizer" "$dst/tokenizer.new" && rm -rf "$dst/tokenizer" && mv "$dst/tokenizer.new" "$dst/tokenizer"
+        else rm -rf "$dst/tokenizer"; fi
     done
     stamp "installed into $PKG"
 fi
