@@ -149,6 +149,28 @@ def test_table_v_switches_change_the_module():
         assert all(p.grad is not None for p in variant.maf.parameters() if p.requires_grad and p is not variant.maf.null_embed)
 
 
+def test_global_text_starts_as_the_query_global_and_carries_the_caption():
+    torch.manual_seed(0)
+    base = AudioXModel(get_config("debug")).eval()
+    gt = AudioXModel(get_config("debug", ["maf.global_text=true"])).eval()
+    missing, unexpected = gt.load_state_dict(base.state_dict(), strict=False)
+    assert set(missing) == {"maf.global_text.weight", "maf.global_text.bias"} and not unexpected
+    inputs = ConditionInputs(text=["a bell rings twice", "steady rain"], task=["t2a", "t2a"])
+    a, b = base.prepare_conditions(inputs), gt.prepare_conditions(inputs)
+    assert torch.equal(a.global_cond, b.global_cond)  # zero-initialised: fine-tuning starts where the model was
+    with torch.no_grad():
+        torch.nn.init.normal_(gt.maf.global_text.weight, std=0.1)
+        b = gt.prepare_conditions(inputs)
+    delta = b.global_cond - a.global_cond  # the pooled caption's projection, per sample
+    assert (delta[0] - delta[1]).abs().max() > 1e-3  # different captions, different global vectors
+    with torch.no_grad():  # the masked mean of the caption's projected tokens (type embedding included), projected
+        feats = gt.encode_modalities(inputs)
+        text = gt.maf.proj_text(feats.text) + gt.maf.type_embed[0]
+        w = feats.text_mask.float()[..., None]
+        pooled = (text * w).sum(1) / w.sum(1)
+        torch.testing.assert_close(delta, gt.maf.global_text(pooled), rtol=1e-5, atol=1e-5)
+
+
 def test_conditions_are_reused_deterministically(debug_model):
     cfg = debug_model.config
     cond = debug_model.prepare_conditions(make_inputs(cfg, 2))

@@ -188,6 +188,10 @@ class MAFConfig:
     depth: int = 1  # query-attention layers
     mlp_ratio: float = 4.0
     gate_hidden: int = 256
+    # Add the caption's pooled tokens to the global (adaLN) vector through a zero-initialised projection, as MMAudio
+    # adds pooled text features to its global condition. Off in the paper-faithful default; the query mean alone
+    # hardly tells prompts apart when a T2A sample's keys are mostly placeholders (docs/results.md)
+    global_text: bool = False
 
     def __post_init__(self) -> None:
         _check(self.num_queries > 0 and self.num_heads > 0, f"maf: bad sizes {self}")

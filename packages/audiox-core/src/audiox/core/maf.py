@@ -16,7 +16,9 @@ query-based attention. It gives no equations, so this is our design, chosen to m
    concatenated modality tokens (then an MLP), producing fused tokens that summarise all modalities jointly.
 
 ``H_c = LayerNorm(concat(gated modality tokens, fused query tokens))``; the global vector for adaLN is a
-projection of the mean of the query tokens (or of all tokens without queries). With ``enabled=False`` MAF is a
+projection of the mean of the query tokens (or of all tokens without queries). With ``global_text`` a second,
+zero-initialised projection of the caption's mean token after the gate (its valid tokens; the null tokens when text is dropped)
+is added, so that the adaLN modulation sees the text directly (MMAudio's global condition includes pooled text). With ``enabled=False`` MAF is a
 plain concatenation of the projected tokens ("w/o MAF" in Table V).
 """
 
@@ -93,6 +95,7 @@ class MAF(nn.Module):
             self.fusion = nn.ModuleList(QueryFusionLayer(dim, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.out_norm = nn.LayerNorm(dim)
         self.global_proj = nn.Linear(dim, dim)
+        self.global_text = nn.Linear(dim, dim) if cfg.global_text else None
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -103,6 +106,8 @@ class MAF(nn.Module):
         nn.init.normal_(self.type_embed, std=0.02)
         if self.null_embed is not None:
             nn.init.normal_(self.null_embed, std=0.02)
+        if self.global_text is not None:  # starts as the query-only global vector (fine-tuning changes nothing at step 0)
+            nn.init.zeros_(self.global_text.weight)
         if self.use_gate:  # gate starts at sigmoid(0) * 2 = 1: the identity
             nn.init.zeros_(self.gate[-1].weight)
             nn.init.zeros_(self.gate[-1].bias)
@@ -144,6 +149,7 @@ class MAF(nn.Module):
             g = 2 * torch.sigmoid(self.gate(pooled)).view(b, 3, self.dim)  # (B, 3, D), 1 at init
             streams = [s * g[:, m, None, :] for m, s in enumerate(streams)]
 
+        text_pooled = _masked_mean(streams[0], masks[0]) if self.global_text is not None else None  # (B, D)
         tokens = torch.cat(streams, dim=1)  # (B, L, D)
         mask = torch.cat(masks, dim=1)  # (B, L)
         if self.use_query:
@@ -156,4 +162,7 @@ class MAF(nn.Module):
         else:
             pooled = _masked_mean(tokens, mask)
         context = self.out_norm(tokens)
-        return Conditions(context=context, context_mask=mask, global_cond=self.global_proj(pooled))
+        global_cond = self.global_proj(pooled)
+        if text_pooled is not None:
+            global_cond = global_cond + self.global_text(text_pooled)
+        return Conditions(context=context, context_mask=mask, global_cond=global_cond)
