@@ -2,6 +2,7 @@
 
     uv run python scripts/diagnose.py conditioning MODEL [--n 6]    # does the velocity depend on the caption?
     uv run python scripts/diagnose.py text MODEL [--n 6]            # do the encoded captions differ between prompts?
+    uv run python scripts/diagnose.py retrieval MODEL [--n 12]      # can the model tell a clip's caption from others?
     uv run python scripts/diagnose.py latent-scale MODEL [--n 6] [--steps N]  # are generated latents at the data's scale?
     uv run python scripts/diagnose.py decoder-noise MODEL [--n 24]  # does the decoder invent events from near-misses?
 
@@ -13,6 +14,11 @@ none. A model that uses its text has a clearly lower error with the true caption
 ``text``: how far apart the encoded captions of prompts with different sounds are. The mean cosine similarity of
 the T5 outputs (mean over each caption's tokens) between prompts, the share of the context's text-token energy in
 their common mean direction (1 = every token the same), and the mean cosine of MAF's global (adaLN) vector.
+
+``retrieval``: the model as a diffusion classifier. Each held-out clip's true latents are noised (two draws per
+``t``, the same for every caption) and the flow error is computed under each of the ``n`` captions. Per ``t`` and
+summed over ``t``: how often the clip's own caption has the lowest error (chance ``1/n``) and its mean rank (chance
+``(n - 1) / 2``). A model that uses its text ranks its own caption first far above chance.
 
 ``latent-scale``: the mean per-frame norm of generated latents (the model's own sampler and default steps, or
 ``--steps``) against the true latents of the same prompts, and the level of the clip's last 0.1 s.
@@ -68,6 +74,30 @@ def conditioning(model: AudioXModel, records: list[dict], seed: int = 0) -> list
     return rows
 
 
+@torch.no_grad()
+def retrieval(model: AudioXModel, records: list[dict], draws: int = 2, seed: int = 0) -> list[dict]:
+    n = len(records)
+    texts = [r["prompt"] for r in records]
+    z0 = true_latents(model, records)  # (n, C, T)
+    conds = [model.prepare_conditions(ConditionInputs(text=[c] * n, task=["t2a"] * n)) for c in texts]
+    g = torch.Generator().manual_seed(seed)
+    err = torch.zeros(len(TIMES), n, n)  # (t, clip, caption)
+    for i, t in enumerate(TIMES):
+        for _ in range(draws):
+            z1 = torch.randn(z0.shape, generator=g)
+            zt, u, tt = t * z1 + (1 - t) * z0, z1 - z0, torch.full((n,), t)
+            for j, cond in enumerate(conds):
+                err[i, :, j] += (u - model(zt, tt, cond)).pow(2).flatten(1).mean(1)
+
+    def score(e: torch.Tensor) -> tuple[float, float]:  # (clip, caption) -> top-1 %, mean rank of the own caption
+        own = e.diagonal()[:, None]
+        return 100 * float((e.argmin(1) == torch.arange(n)).float().mean()), float((e < own).sum(1).float().mean())
+
+    rows = [{"t": t, **dict(zip(("top1", "rank"), score(err[i]), strict=True))} for i, t in enumerate(TIMES)]
+    rows.append({"t": "all", **dict(zip(("top1", "rank"), score(err.sum(0)), strict=True))})
+    return rows
+
+
 def _mean_offdiag_cos(x: torch.Tensor) -> float:  # (N, D) -> mean cosine over the N (N - 1) ordered pairs
     x = torch.nn.functional.normalize(x.float(), dim=-1)
     c, n = x @ x.T, x.shape[0]
@@ -120,7 +150,7 @@ def decoder_noise(model: AudioXModel, records: list[dict], sigmas=(0.0, 0.05, 0.
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["conditioning", "text", "latent-scale", "decoder-noise"])
+    ap.add_argument("what", choices=["conditioning", "text", "retrieval", "latent-scale", "decoder-noise"])
     ap.add_argument("model", help="model folder (config.json + model.safetensors)")
     ap.add_argument("--n", type=int, default=None, help="held-out prompts (default: 6 / 24)")
     ap.add_argument("--seed", type=int, default=1234, help="held-out prompt seed (the suite's)")
@@ -141,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         print("| caption cosine (T5, mean-pooled) | shared share of context text tokens | global-vector cosine | tokens per caption |"
               f"\n|---|---|---|---|\n| {r['text_cos']:.3f} | {r['context_shared']:.3f} | {r['global_cos']:.4f} "
               f"| {r['tokens_per_caption']:.1f} |")
+    elif args.what == "retrieval":
+        n = args.n or 12
+        recs = [r for r in make_t2a_bench(args.seed, 8 * n) if r["type"] == "category-only"][:n]
+        print(f"| t | own caption ranked first (chance {100 / n:.1f} %) | mean rank of the own caption (chance "
+              f"{(n - 1) / 2:.1f}) |\n|---|---|---|")
+        for r in retrieval(model, recs):
+            print(f"| {r['t']} | {r['top1']:.1f} % | {r['rank']:.1f} |")
     elif args.what == "latent-scale":
         r = latent_scale(model, make_t2a_bench(args.seed, args.n or 6), args.steps)
         print("| sampler | steps | generated frame norm | true frame norm | ratio | last 0.1 s (median dBFS) |\n"

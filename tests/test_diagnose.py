@@ -55,3 +55,15 @@ def test_latent_scale_compares_generated_and_true_latents(recipe_tool):
     model = _model()
     r = diag.latent_scale(model, make_t2a_bench(5, 2), steps=2)
     assert r["steps"] == 2 and r["gen_norm"] > 0 and r["true_norm"] > 0 and math.isfinite(r["end_db"])
+
+
+def test_retrieval_ranks_captions_per_clip(recipe_tool):
+    diag = recipe_tool("scripts/diagnose")
+    model = _model()
+    recs = [r for r in make_t2a_bench(5, 24) if r["type"] == "category-only"][:3]
+    rows = diag.retrieval(model, recs, draws=1)
+    assert [r["t"] for r in rows] == [*diag.TIMES, "all"]
+    assert all(0 <= r["top1"] <= 100 and 0 <= r["rank"] <= 2 for r in rows)
+    # one caption for every clip: all errors tie, so no other caption is strictly better than the own one
+    same = [dict(r, prompt=recs[0]["prompt"]) for r in recs]
+    assert all(r["rank"] == 0 for r in diag.retrieval(model, same, draws=1))
