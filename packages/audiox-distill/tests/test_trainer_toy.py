@@ -78,6 +78,14 @@ def test_student_gradient_only_from_step_k_and_dm_gan_terms(tmp_path):
     assert logs_dm["student/dm"] == pytest.approx(logs["student/dm"], rel=1e-6)
     assert loss.item() == pytest.approx(logs["student/dm"] + logs["student/adv"], rel=1e-5)
     assert any(not torch.allclose(a, b) for a, b in zip(g_total, g_dm))  # the GAN term contributes
+    # the logged scale ratio is rms(z0_hat) / rms(z0) of that step's clean estimate (the same draws again)
+    from audiox.distill.dmd import student_sample
+
+    tr.gen.set_state(state)
+    with torch.no_grad():
+        z0_hat = student_sample(tr.student, tr.student.fuse(feats), tr._noise(z0), tr.grid, 3, tr.gen).z0_hat
+    ratio = float(z0_hat.pow(2).mean().sqrt() / z0.pow(2).mean().sqrt())
+    assert logs["student/rms_ratio"] == pytest.approx(ratio, rel=1e-5) and logs_dm["student/rms_ratio"] == pytest.approx(ratio, rel=1e-5)
 
 
 def test_update_ratios(tmp_path):
