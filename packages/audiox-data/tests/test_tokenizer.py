@@ -32,7 +32,7 @@ def test_tokenizer_from_a_corpus(tmp_path, capsys):
     # the corpus's sound words are single tokens, and the text encoder uses the folder
     tok = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
     events = {e["name"] for a in anns for e in a["meta"].get("events", [])}
-    word = sorted(events)[0].split()[-1]
+    word = min(events).split()[-1]
     assert tok.tokenize(f"a {word}") == ["Ġa", f"Ġ{word}"]
     text_cfg = dataclasses.replace(get_config("debug").text, tokenizer=str(tmp_path / "tok"), vocab_size=-(-n // 64) * 64)
     emb, mask = TextEncoder(text_cfg)([f"a {word}", texts[0]])

@@ -17,9 +17,9 @@ query-based attention. It gives no equations, so this is our design, chosen to m
 
 ``H_c = LayerNorm(concat(gated modality tokens, fused query tokens))``; the global vector for adaLN is a
 projection of the mean of the query tokens (or of all tokens without queries). With ``global_text`` a second,
-zero-initialised projection of the caption's mean token after the gate (its valid tokens; the null tokens when text is dropped)
-is added, so that the adaLN modulation sees the text directly (MMAudio's global condition includes pooled text). With ``enabled=False`` MAF is a
-plain concatenation of the projected tokens ("w/o MAF" in Table V).
+zero-initialised projection of the caption's mean token after the gate (its valid tokens; the null tokens when
+text is dropped) is added, so that the adaLN modulation sees the text directly (MMAudio's global condition includes
+pooled text). With ``enabled=False`` MAF is a plain concatenation of the projected tokens ("w/o MAF" in Table V).
 """
 
 from __future__ import annotations

@@ -49,15 +49,16 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, min_frequency:
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
-    seen = [0]
+    seen = 0
 
-    def counted() -> Iterable[str]:
+    def counted() -> Iterable[str]:  # texts may be a one-pass generator: count while the trainer reads it
+        nonlocal seen
         for t in texts:
-            seen[0] += 1
+            seen += 1
             yield t
 
     tok.train_from_iterator(counted(), trainer)
-    if seen[0] == 0:
+    if seen == 0:
         raise ValueError("train_tokenizer: no texts")
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
