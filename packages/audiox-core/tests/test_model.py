@@ -171,6 +171,39 @@ def test_global_text_starts_as_the_query_global_and_carries_the_caption():
         torch.testing.assert_close(delta, gt.maf.global_text(pooled), rtol=1e-5, atol=1e-5)
 
 
+def test_single_null_is_one_null_token_per_absent_modality():
+    """With ``maf.single_null`` an absent stream attends as its one null token: the conditions and the velocity equal
+    those of the same weights fed streams one frame long (identical copies only add -log L to their logits)."""
+    torch.manual_seed(0)
+    model = AudioXModel(get_config("debug", ["maf.single_null=true"])).eval()
+    for p in model.dit.parameters():  # leave adaLN-Zero so that the context reaches the output
+        torch.nn.init.normal_(p, std=0.05)
+    cfg = model.config
+    inputs = ConditionInputs(text=["a bell rings twice", None], task=["t2a", "inpaint"])
+    drop = torch.tensor([[False, False, False], [True, True, True]])  # a caption; everything dropped (CFG's null)
+    z, t = torch.randn(2, cfg.autoencoder.latent_dim, cfg.latent_length), torch.tensor([0.9, 0.4])
+    with torch.no_grad():
+        feats = model.encode_modalities(inputs)
+        cond = model.fuse(feats, drop)
+        n_text = feats.text.shape[1]
+        assert cond.context_mask[1, :n_text].sum() == 1 and cond.context_mask[0, n_text:-cfg.maf.num_queries].sum() == 2
+        short = type(feats)(**{**vars(feats), "video": feats.video[:, :1], "sync": feats.sync[:, :1],
+                               "audio": feats.audio[:, :1]})
+        model.maf.cfg.single_null = False  # the plain MAF over one-frame streams: the reference
+        ref0 = model.fuse(short.index(slice(0, 1)))
+        ref1 = model.fuse(type(short)(**{**vars(short.index(slice(1, 2))), "text": short.text[1:2, :1],
+                                           "text_mask": short.text_mask[1:2, :1]}), drop[1:])
+        torch.testing.assert_close(cond.global_cond, torch.cat([ref0.global_cond, ref1.global_cond]))
+        v = model(z, t, cond)
+        torch.testing.assert_close(v[:1], model(z[:1], t[:1], ref0), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(v[1:], model(z[1:], t[1:], ref1), rtol=1e-4, atol=1e-5)
+        model.maf.cfg.single_null = True
+        plain = AudioXModel(cfg).eval()  # the flag changes the attention of a trained model: not a no-op
+        plain.load_state_dict(model.state_dict())
+        plain.maf.cfg.single_null = False
+        assert (plain(z, t, plain.fuse(feats, drop)) - v).abs().max() > 1e-4
+
+
 def test_conditions_are_reused_deterministically(debug_model):
     cfg = debug_model.config
     cond = debug_model.prepare_conditions(make_inputs(cfg, 2))

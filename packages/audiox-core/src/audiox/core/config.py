@@ -192,6 +192,12 @@ class MAFConfig:
     # adds pooled text features to its global condition. Off in the paper-faithful default; the query mean alone
     # hardly tells prompts apart when a T2A sample's keys are mostly placeholders (docs/results.md)
     global_text: bool = False
+    # An absent or dropped modality attends as one null token instead of one per frame. Its zero-padded tokens are
+    # identical, so this is exactly a logit bias of -log(L) on them: the same null state, without 500 copies that
+    # outweigh a caption's 15-60 tokens in every softmax over H_c (MAF's queries, the DiT's cross-attention). Off in
+    # the paper-faithful default (the paper zero-pads, Sec. IV-B); changes a trained model's attention, so turn it on
+    # for a fresh run or a continuation, not at inference
+    single_null: bool = False
 
     def __post_init__(self) -> None:
         _check(self.num_queries > 0 and self.num_heads > 0, f"maf: bad sizes {self}")

@@ -8,7 +8,8 @@ query-based attention. It gives no equations, so this is our design, chosen to m
    in time (CLIP's 5 fps features repeated onto the 25 fps sync grid, nearest frame) and added (Sec. VI-A: "The
    CLIP and Synchformer features are fused via addition"). A learned type embedding marks each modality.
 2. Missing / dropped modalities. Zero-padding (paper Sec. IV-B); with ``learned_null`` a learned null token is
-   added to the zeroed tokens so the unconditional branch of classifier-free guidance is a learned state.
+   added to the zeroed tokens so the unconditional branch of classifier-free guidance is a learned state. With
+   ``single_null`` only the first of those identical tokens stays valid in ``context_mask`` (a -log L logit bias).
 3. Adaptive gate (``use_gate``). From the pooled tokens of all three modalities together, an MLP predicts a
    per-sample, per-channel sigmoid gate for each modality (B, 3, D): the model can up-weight video for a V2A
    sample and text for a T2A sample, conditioned on what is present. The gate is centred so that it starts at 1.
@@ -140,8 +141,12 @@ class MAF(nn.Module):
             x = streams[m] * k  # zero-padding of missing / dropped modalities
             if self.null_embed is not None:
                 x = x + (1 - k) * self.null_embed[m]
-            # a dropped text keeps its mask shape but attends everywhere (to the null tokens)
-            masks[m] = masks[m] | ~keep[:, m, None]
+            if self.cfg.single_null:  # an absent stream: its first (null) token alone is valid
+                first = torch.zeros_like(masks[m])
+                first[:, 0] = True
+                masks[m] = torch.where(keep[:, m, None], masks[m], first)
+            else:  # a dropped text keeps its mask shape but attends everywhere (to the null tokens)
+                masks[m] = masks[m] | ~keep[:, m, None]
             streams[m] = x + self.type_embed[m]
 
         if self.use_gate:

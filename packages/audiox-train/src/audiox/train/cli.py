@@ -32,6 +32,7 @@ EPILOG = """examples:
   audiox-train export --config mini checkpoint.dir=runs/mini --out models/mini-teacher
   audiox-train encode-latents --config mini model.autoencoder.pretrained=ae.safetensors data.shards=data
   audiox-train --config mini model.autoencoder.pretrained=ae.safetensors data.shards=data data.latents=true
+  audiox-train text-align models/mini-teacher data --out models/mini-teacher-aligned --steps 2000
 multi-GPU (DeepSpeed ZeRO, see docs/training.md):
   torchrun --nproc_per_node 8 -m audiox.train.cli --config paper data.shards=...
 """
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     p.add_argument("command", nargs="?", default="teacher",
-                   help="teacher (default), autoencoder, bench, export or encode-latents")
+                   help="teacher (default), autoencoder, bench, export, encode-latents or text-align (own options: "
+                   "audiox-train text-align -h)")
     p.add_argument("--config", default="debug", help="train preset (debug, mini, paper) or a JSON file")
     p.add_argument("--out", default=None, help="export folder (teacher/export: written when training ends)")
     p.add_argument("--steps", type=int, default=5, help="bench: timed steps (after 2 warm-up steps)")
@@ -185,6 +187,15 @@ def _export(args, cfg) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = "teacher"
+    if argv and argv[0] == "text-align":
+        from audiox.train.text_align import text_align_main
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            return text_align_main(argv[1:])
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"audiox-train: error: {exc}", file=sys.stderr)
+            return 2
     if argv and argv[0] in COMMANDS:
         command = argv.pop(0)
     parser = build_parser()

@@ -1,0 +1,350 @@
+"""``audiox-train text-align``: pretrain a model's text encoder contrastively against the audio it describes.
+
+The paper conditions on a frozen, pretrained T5 (Sec. IV-A): its captions arrive already encoded with meaning. A
+model trained offline from scratch (the ``mini`` preset) has no such encoder; learned with the diffusion loss
+alone, its T5 encodes every caption nearly alike (docs/results.md, "Where the text is lost"). This stage gives it
+the missing pretraining from the corpus itself, CLAP-style (Elizalde et al. 2023; Radford et al. 2021):
+
+- text tower: the model's own T5 encoder, mean-pooled over the caption's tokens, then a linear head;
+- audio tower: a small transformer over the clip's cached latents ``(C, T)`` with sinusoidal frame positions (so
+  order and timing can be encoded), mean-pooled, then a linear head;
+- loss: the symmetric InfoNCE of the ``B x B`` cosine similarities scaled by a learned temperature.
+
+Each step draws ``batch_size`` training clips and one caption variant per clip (every kind the annotator wrote:
+category, count, order, timestamps, music attributes). Only the T5 weights go back into the model folder; the towers
+are scaffolding. Every ``eval_every`` steps (and at the end) it reports text-to-audio retrieval over held-out clips
+(R@1, R@10, mean rank), against chance, and the mean cosine between different held-out captions.
+
+The output is the input model folder with the new T5 (every other weight bit for bit), written atomically, with
+``text.freeze`` set as asked (frozen by default, as in the paper). Checkpoints under ``--ckpt-dir`` make a crashed
+run resume where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import tarfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audiox.core.model import AudioXModel
+
+__all__ = ["TextAlignConfig", "AudioTower", "ClipPairs", "load_pairs", "retrieval", "TextAligner", "text_align"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TextAlignConfig:
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 3e-4  # towers and T5 alike
+    weight_decay: float = 0.01
+    warmup: int = 100  # linear warm-up steps, then cosine decay to 10 %
+    embed_dim: int = 256
+    audio_width: int = 256
+    audio_depth: int = 2
+    audio_heads: int = 4
+    holdout: int = 256  # held-out clips for retrieval
+    eval_every: int = 250
+    seed: int = 0
+    max_minutes: float = 0.0  # 0 = no time limit; else stop (and save) after this long
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 2:
+            raise ValueError(f"text-align needs steps >= 1 and batch_size >= 2, got {self.steps}, {self.batch_size}")
+        if self.holdout < 2:
+            raise ValueError(f"text-align needs at least 2 held-out clips, got holdout={self.holdout}")
+        if self.lr <= 0 or self.audio_width % self.audio_heads:
+            raise ValueError(f"text-align: bad lr {self.lr} or audio width {self.audio_width} / heads {self.audio_heads}")
+
+
+# Data ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClipPairs:
+    keys: list[str]
+    captions: list[list[str]]  # every caption variant of each clip
+    latents: Tensor  # (N, C, T) cached latents, cropped / zero-padded to the model's length
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def subset(self, idx: list[int]) -> ClipPairs:
+        return ClipPairs([self.keys[i] for i in idx], [self.captions[i] for i in idx], self.latents[idx])
+
+
+def _variants(ann: dict) -> list[str]:
+    out = [str(ann["caption"])] if ann.get("caption") else []
+    for variants in (ann.get("captions") or {}).values():
+        out += [str(c) for c in variants if c and str(c) not in out]
+    return out
+
+
+def load_pairs(shards: str | Path, tag: str, length: int) -> ClipPairs:
+    """Every captioned clip of the shards under ``shards`` with its cached latents (``audiox-train encode-latents``
+    with the same model: ``tag``). Clips without captions or latents are skipped."""
+    from audiox.data.latents import load_sidecar
+    from audiox.data.shards import list_shards
+
+    urls = list_shards(str(shards))
+    if not urls:
+        raise FileNotFoundError(f"{shards}: no shards")
+    keys, caps, lats = [], [], []
+    for url in urls:
+        cached = load_sidecar(url, tag)
+        with tarfile.open(url) as tf:
+            for m in tf:
+                if not m.name.endswith(".json"):
+                    continue
+                key = m.name[: -len(".json")]
+                try:
+                    ann = json.load(tf.extractfile(m))
+                except json.JSONDecodeError:
+                    continue
+                texts = _variants(ann)
+                if not texts or key not in cached:
+                    continue
+                z = cached[key][:, :length]
+                if z.shape[1] < length:
+                    z = F.pad(z, (0, length - z.shape[1]))
+                keys.append(key)
+                caps.append(texts)
+                lats.append(z)
+    if not keys:
+        raise ValueError(f"{shards}: no captioned clip with cached latents (tag {tag})")
+    return ClipPairs(keys, caps, torch.stack(lats))
+
+
+# Towers -------------------------------------------------------------------------------------------------------
+
+
+def _sinusoid(length: int, dim: int) -> Tensor:  # (T, D)
+    pos = torch.arange(length, dtype=torch.float64)[:, None]
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    pe = torch.zeros(length, dim, dtype=torch.float64)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    return pe.float()
+
+
+class AudioTower(nn.Module):
+    """Latents (B, C, T) -> embedding (B, E): linear in, sinusoidal frame positions, pre-norm transformer, mean."""
+
+    def __init__(self, channels: int, length: int, width: int, depth: int, heads: int, embed_dim: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(channels, width)
+        self.register_buffer("pos", _sinusoid(length, width), persistent=False)
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, batch_first=True, norm_first=True)
+        self.body = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, embed_dim)
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = self.inp(z.transpose(1, 2)) + self.pos[: z.shape[2]]  # (B, T, W)
+        return self.head(self.norm(self.body(x)).mean(1))  # (B, E)
+
+
+class TextAligner(nn.Module):
+    """The model's text encoder plus the scaffolding of the contrastive objective."""
+
+    def __init__(self, model: AudioXModel, cfg: TextAlignConfig) -> None:
+        super().__init__()
+        self.text = model.text_encoder
+        self.text.freeze_(False)
+        self.text_head = nn.Linear(self.text.out_dim, cfg.embed_dim)
+        ae = model.config.autoencoder
+        self.audio = AudioTower(ae.latent_dim, model.config.latent_length, cfg.audio_width, cfg.audio_depth,
+                                cfg.audio_heads, cfg.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def embed_text(self, texts: list[str]) -> Tensor:  # (B, E), unit norm
+        emb, mask = self.text(texts)  # (B, L, D_t), (B, L)
+        w = mask.to(emb.dtype)[..., None]
+        pooled = (emb * w).sum(1) / w.sum(1).clamp(min=1.0)
+        return F.normalize(self.text_head(pooled), dim=-1)
+
+    def embed_audio(self, z: Tensor) -> Tensor:  # (B, E), unit norm
+        return F.normalize(self.audio(z), dim=-1)
+
+    def loss(self, texts: list[str], z: Tensor) -> Tensor:
+        logits = self.logit_scale.exp().clamp(max=100.0) * self.embed_text(texts) @ self.embed_audio(z).T  # (B, B)
+        target = torch.arange(len(texts), device=logits.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+@torch.no_grad()
+def retrieval(aligner: TextAligner, pairs: ClipPairs, chunk: int = 128) -> dict[str, float]:
+    """Text-to-audio retrieval over ``pairs`` with each clip's first caption: R@1, R@10, mean rank (1 = best), their
+    chance levels, and the mean cosine of the pooled T5 outputs between different clips' captions."""
+    was = aligner.training
+    aligner.eval()
+    texts = [c[0] for c in pairs.captions]
+    t = torch.cat([aligner.embed_text(texts[i:i + chunk]) for i in range(0, len(texts), chunk)])
+    a = torch.cat([aligner.embed_audio(pairs.latents[i:i + chunk].to(t.device)) for i in range(0, len(pairs), chunk)])
+    sim = t @ a.T  # (N, N)
+    ranks = (sim > sim.diag()[:, None]).sum(1) + 1  # 1 = the own clip first
+    emb, mask = aligner.text(texts[:chunk])  # caption separation of the raw encoder output (mean-pooled)
+    w = mask.to(emb.dtype)[..., None]
+    pooled = F.normalize((emb * w).sum(1) / w.sum(1).clamp(min=1.0), dim=-1)
+    cos = pooled @ pooled.T
+    n, m = len(pairs), pooled.shape[0]
+    aligner.train(was)
+    return {
+        "clips": n,
+        "r1": float((ranks == 1).float().mean()),
+        "r10": float((ranks <= 10).float().mean()),
+        "mean_rank": float(ranks.float().mean()),
+        "chance_r1": 1 / n,
+        "chance_r10": min(10, n) / n,
+        "chance_rank": (n + 1) / 2,
+        "caption_cosine": float((cos.sum() - cos.diag().sum()) / (m * (m - 1))),
+    }
+
+
+def _lr_factor(step: int, cfg: TextAlignConfig) -> float:
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
+
+
+def _table_row(step: int, r: dict[str, float]) -> str:
+    return (f"| {step} | {100 * r['r1']:.1f} ({100 * r['chance_r1']:.1f}) | {100 * r['r10']:.1f} "
+            f"({100 * r['chance_r10']:.1f}) | {r['mean_rank']:.1f} ({r['chance_rank']:.1f}) | {r['caption_cosine']:.3f} |")
+
+
+def text_align(model_dir: str | Path, shards: str | Path, out: str | Path, cfg: TextAlignConfig,
+               *, freeze: bool = True, device: str = "cpu", ckpt_dir: str | Path | None = None) -> dict:
+    """Run the stage; returns the last retrieval figures (and writes the model folder ``out``)."""
+    from audiox.train.checkpoint import (CheckpointManager, capture_rng, flatten_optimizer_state, restore_rng,
+                                         unflatten_optimizer_state)
+    from audiox.train.latents import latent_tag
+
+    torch.manual_seed(cfg.seed)
+    model = AudioXModel.from_pretrained(model_dir, dtype=torch.float32)
+    pairs = load_pairs(shards, latent_tag(model), model.config.latent_length)
+    if len(pairs) < cfg.holdout + cfg.batch_size:
+        raise ValueError(f"{shards}: {len(pairs)} captioned clips, need holdout {cfg.holdout} + batch {cfg.batch_size}")
+    order = np.random.default_rng(cfg.seed).permutation(len(pairs)).tolist()
+    held, train = pairs.subset(order[: cfg.holdout]), pairs.subset(order[cfg.holdout:])
+    aligner = TextAligner(model, cfg).to(device)
+    opt = torch.optim.AdamW(aligner.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    pyrng = random.Random(cfg.seed)
+
+    step = 0
+    ckpt = CheckpointManager(ckpt_dir, keep_last=1) if ckpt_dir else None
+    if ckpt is not None and ckpt.latest() is not None:
+        tensors, state = CheckpointManager.load(ckpt.latest())
+        aligner.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        opt.load_state_dict(unflatten_optimizer_state(tensors, state["optim"]))
+        sched.load_state_dict(state["sched"])
+        restore_rng(tensors, state["rng"], {"data": gen})
+        version, internal, gauss = state["pyrng"]
+        pyrng.setstate((version, tuple(internal), gauss))
+        step = int(state["step"])
+        print(f"resumed text-align at step {step} from {ckpt.latest()}")
+
+    def save_ckpt() -> None:
+        if ckpt is None:
+            return
+        ot, oskel = flatten_optimizer_state(opt.state_dict())
+        rt, rmeta = capture_rng({"data": gen})
+        tensors = {**{f"model.{k}": v for k, v in aligner.state_dict().items()}, **ot, **rt}
+        tensors = {k: v.clone() if k.startswith("model.") else v for k, v in tensors.items()}  # tied T5 embedding
+        ckpt.save(step, tensors, {"optim": oskel, "sched": sched.state_dict(), "rng": rmeta,
+                                  "pyrng": list(pyrng.getstate()), "config": asdict(cfg)})
+
+    print("| step | R@1 % (chance) | R@10 % (chance) | mean rank (chance) | caption cosine |")
+    print("|---|---|---|---|---|")
+    first = retrieval(aligner, held)
+    if step == 0:
+        print(_table_row(0, first), flush=True)
+    t0 = time.monotonic()
+    aligner.train()
+    while step < cfg.steps:
+        idx = torch.randperm(len(train), generator=gen)[: cfg.batch_size].tolist()
+        texts = [pyrng.choice(train.captions[i]) for i in idx]
+        loss = aligner.loss(texts, train.latents[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(aligner.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        step += 1
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"text-align: loss {loss.item()} at step {step}")
+        out_of_time = cfg.max_minutes > 0 and time.monotonic() - t0 > 60 * cfg.max_minutes
+        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
+            r = retrieval(aligner, held)
+            print(_table_row(step, r) + f" loss {loss.item():.3f}", flush=True)
+            save_ckpt()
+        if out_of_time:
+            break
+    last = retrieval(aligner, held)
+    model.config.text.freeze = freeze
+    model.text_encoder.freeze_(freeze)
+    model.save_pretrained(out)
+    _card(Path(model_dir), Path(out), shards, cfg, step, first, last, freeze)
+    print(f"wrote {out}: T5 after {step} steps (text.freeze={str(freeze).lower()}); held-out R@1 "
+          f"{100 * first['r1']:.1f} % -> {100 * last['r1']:.1f} % (chance {100 * last['chance_r1']:.1f} %)")
+    return last
+
+
+def _card(model_dir: Path, out: Path, shards, cfg: TextAlignConfig, step: int, first: dict, last: dict,
+          freeze: bool) -> None:
+    """The source's ``MODEL_CARD.md`` (when it has one) plus a line on this stage, written atomically into ``out``."""
+    card = model_dir / "MODEL_CARD.md"
+    if not card.is_file():
+        return
+    line = (f"- text encoder pretrained contrastively by `audiox-train text-align` on {shards} ({step} steps, batch "
+            f"{cfg.batch_size}, seed {cfg.seed}): held-out text-to-audio R@1 {100 * first['r1']:.1f} % -> "
+            f"{100 * last['r1']:.1f} % over {last['clips']} clips (chance {100 * last['chance_r1']:.1f} %); "
+            f"text.freeze={str(freeze).lower()}\n")
+    tmp = out / "MODEL_CARD.md.tmp"
+    tmp.write_text(card.read_text().rstrip("\n") + "\n" + line)
+    tmp.replace(out / "MODEL_CARD.md")
+
+
+def text_align_main(argv: list[str]) -> int:
+    import argparse
+
+    from audiox.train.engine import resolve_device
+
+    d = TextAlignConfig()
+    p = argparse.ArgumentParser(
+        prog="audiox-train text-align",
+        description="Pretrain a model's T5 text encoder contrastively against the cached latents of the clips its "
+        "captions describe (CLAP-style), and write the model folder with that encoder.",
+    )
+    p.add_argument("model", help="model folder (its autoencoder's cached latents must sit beside the shards)")
+    p.add_argument("shards", help="folder of shards with cached latents (audiox-train encode-latents)")
+    p.add_argument("--out", required=True, help="output model folder (written atomically)")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--holdout", type=int, default=d.holdout, help="held-out clips for the retrieval figures")
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--max-minutes", type=float, default=d.max_minutes, help="stop (and save) after this long")
+    p.add_argument("--no-freeze", action="store_true", help="leave the text encoder trainable in the output config")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    p.add_argument("--ckpt-dir", default=None, help="checkpoint folder: a rerun resumes from it")
+    a = p.parse_args(argv)
+    cfg = TextAlignConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, holdout=a.holdout,
+                          eval_every=a.eval_every, seed=a.seed, max_minutes=a.max_minutes)
+    text_align(a.model, a.shards, a.out, cfg, freeze=not a.no_freeze, device=str(resolve_device(a.device)),
+               ckpt_dir=a.ckpt_dir)
+    return 0

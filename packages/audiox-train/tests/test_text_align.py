@@ -1,0 +1,126 @@
+"""``audiox-train text-align``: the contrastive loss and retrieval against their formulas, learning on a separable
+toy, and the command end to end (only the T5 changes, the output is frozen, a crashed run resumes exactly)."""
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from audiox.core import AudioXModel, get_config
+from audiox.train.text_align import ClipPairs, TextAlignConfig, TextAligner, retrieval
+
+SMALL = dict(batch_size=4, holdout=2, embed_dim=16, audio_width=16, audio_depth=1, audio_heads=2)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return AudioXModel(get_config("debug"))
+
+
+def test_loss_and_retrieval_match_their_formulas():
+    torch.manual_seed(0)
+    model = _model()
+    aligner = TextAligner(model, TextAlignConfig(**SMALL)).eval()
+    cfg = model.config
+    texts = ["a bell", "two claps", "a dog barks", "rain"]
+    z = torch.randn(4, cfg.autoencoder.latent_dim, cfg.latent_length)
+    with torch.no_grad():
+        t, a = aligner.embed_text(texts), aligner.embed_audio(z)
+        logits = math.exp(math.log(1 / 0.07)) * t.double() @ a.double().T
+        ref = 0.0
+        for i in range(4):  # InfoNCE, text -> audio and audio -> text, averaged
+            ref += -torch.log_softmax(logits[i], 0)[i] / 8 - torch.log_softmax(logits[:, i], 0)[i] / 8
+        torch.testing.assert_close(aligner.loss(texts, z).double(), ref, rtol=1e-5, atol=1e-5)
+
+        r = retrieval(aligner, ClipPairs(["a", "b", "c", "d"], [[x] for x in texts], z))
+        sim = (t @ a.T).tolist()
+        ranks = [1 + sum(sim[i][j] > sim[i][i] for j in range(4)) for i in range(4)]
+        assert r["r1"] == sum(k == 1 for k in ranks) / 4 and r["mean_rank"] == pytest.approx(sum(ranks) / 4)
+        assert (r["chance_r1"], r["chance_r10"], r["chance_rank"]) == (0.25, 1.0, 2.5)
+
+
+def test_the_towers_learn_a_separable_toy():
+    """Four captions, each with its own latent pattern (plus noise): 60 steps align them far above chance."""
+    torch.manual_seed(0)
+    model = _model()
+    cfg = TextAlignConfig(**{**SMALL, "batch_size": 8, "lr": 2e-3})
+    aligner = TextAligner(model, cfg)
+    c, length = model.config.autoencoder.latent_dim, model.config.latent_length
+    words = ["a bell", "two claps", "a dog barks", "steady rain"]
+    patterns = torch.randn(4, c, 1) * torch.linspace(-1, 1, length)  # (4, C, T): a channel mix over time
+    classes = torch.arange(32) % 4
+    z = patterns[classes] + 0.3 * torch.randn(32, c, length)
+    pairs = ClipPairs([str(i) for i in range(32)], [[words[k]] for k in classes.tolist()], z)
+    opt = torch.optim.AdamW(aligner.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(60):
+        idx = torch.randperm(32, generator=gen)[:4]  # four clips; classes may repeat (false negatives, as in data)
+        loss = aligner.loss([pairs.captions[i][0] for i in idx], z[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
+    with torch.no_grad():
+        t = aligner.eval().embed_text(words)
+        a = aligner.embed_audio(patterns)  # the noiseless pattern of each class
+    assert ((t @ a.T).argmax(1) == torch.arange(4)).float().mean() >= 0.75  # 3 of 4 classes (chance 1 in 4)
+
+
+@pytest.fixture(scope="module")
+def aligned_corpus(tmp_path_factory):
+    from audiox.data.shards import synth_shards
+    from audiox.data.synth import SynthConfig
+    from audiox.train.latents import encode_shards
+
+    root = tmp_path_factory.mktemp("align")
+    data = root / "data"
+    cfg = get_config("debug")
+    synth_shards(data, clips=10, seed=0, shard_size=5,
+                 cfg=SynthConfig(sample_rate=cfg.autoencoder.sample_rate, duration=2.0, image_size=32),
+                 prompts={"t2a_bench": 2, "t2m": 1}, progress=False)
+    model = _model()
+    model.save_pretrained(root / "model")
+    encode_shards(model, str(data), batch_size=5)
+    return root
+
+
+def test_command_changes_only_the_text_encoder_and_resumes(aligned_corpus, tmp_path, capsys):
+    from audiox.train.cli import main
+
+    root = aligned_corpus
+    common = [str(root / "model"), str(root / "data"), "--batch-size", "4", "--holdout", "2", "--eval-every", "2"]
+    assert main(["text-align", *common, "--steps", "6", "--out", str(tmp_path / "straight")]) == 0
+    out = capsys.readouterr().out
+    assert "| 6 |" in out and "R@1" in out
+    before = load_file(str(root / "model" / "model.safetensors"))
+    after = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    assert before.keys() == after.keys()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("text_encoder.") for k in changed)
+    loaded = AudioXModel.from_pretrained(tmp_path / "straight")
+    assert loaded.config.text.freeze and loaded.text_encoder.frozen  # frozen like the paper's pretrained T5
+
+    # a run stopped at step 4 (its checkpoint kept), then rerun to 6, ends on the same weights as the straight run
+    ckpt = ["--ckpt-dir", str(tmp_path / "ckpt")]
+    assert main(["text-align", *common, "--steps", "6", *ckpt, "--eval-every", "4", "--out", str(tmp_path / "x"),
+                 "--max-minutes", "1e-9"]) == 0  # stops after its first step: a checkpoint at step 1
+    assert main(["text-align", *common, "--steps", "6", *ckpt, "--out", str(tmp_path / "resumed")]) == 0
+    assert "resumed text-align at step 1" in capsys.readouterr().out
+    resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    for k in changed:
+        torch.testing.assert_close(resumed[k], after[k], rtol=1e-5, atol=1e-6)
+
+
+def test_command_refuses_bad_input(aligned_corpus, tmp_path, capsys):
+    from audiox.train.cli import main
+
+    root = aligned_corpus
+    assert main(["text-align", str(root / "model"), str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no shards" in capsys.readouterr().err
+    assert main(["text-align", str(root / "model"), str(root / "data"), "--holdout", "9", "--batch-size", "4",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "captioned clips, need holdout 9" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
