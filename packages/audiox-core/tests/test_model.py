@@ -185,8 +185,9 @@ def test_single_null_is_one_null_token_per_absent_modality():
     with torch.no_grad():
         feats = model.encode_modalities(inputs)
         cond = model.fuse(feats, drop)
-        n_text = feats.text.shape[1]
-        assert cond.context_mask[1, :n_text].sum() == 1 and cond.context_mask[0, n_text:-cfg.maf.num_queries].sum() == 2
+        # kept columns: the caption's tokens (the dropped text's null is its first), one null per absent stream, queries
+        assert cond.context.shape[1] == int(feats.text_mask[0].sum()) + 2 + cfg.maf.num_queries
+        assert cond.context_mask.sum(1).tolist() == [cond.context.shape[1], 3 + cfg.maf.num_queries]
         short = type(feats)(**{**vars(feats), "video": feats.video[:, :1], "sync": feats.sync[:, :1],
                                "audio": feats.audio[:, :1]})
         model.maf.cfg.single_null = False  # the plain MAF over one-frame streams: the reference
@@ -197,6 +198,8 @@ def test_single_null_is_one_null_token_per_absent_modality():
         v = model(z, t, cond)
         torch.testing.assert_close(v[:1], model(z[:1], t[:1], ref0), rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(v[1:], model(z[1:], t[1:], ref1), rtol=1e-4, atol=1e-5)
+        both = type(cond).cat([ref0, cond])  # CFG batches contexts of different lengths: padded, masked, same result
+        torch.testing.assert_close(model(torch.cat([z[:1], z]), torch.cat([t[:1], t]), both)[1:], v, rtol=1e-4, atol=1e-5)
         model.maf.cfg.single_null = True
         plain = AudioXModel(cfg).eval()  # the flag changes the attention of a trained model: not a no-op
         plain.load_state_dict(model.state_dict())

@@ -9,7 +9,8 @@ query-based attention. It gives no equations, so this is our design, chosen to m
    CLIP and Synchformer features are fused via addition"). A learned type embedding marks each modality.
 2. Missing / dropped modalities. Zero-padding (paper Sec. IV-B); with ``learned_null`` a learned null token is
    added to the zeroed tokens so the unconditional branch of classifier-free guidance is a learned state. With
-   ``single_null`` only the first of those identical tokens stays valid in ``context_mask`` (a -log L logit bias).
+   ``single_null`` only the first of those identical tokens stays valid (a -log L logit bias), and the columns that
+   no sample of the batch attends to are dropped from ``H_c``: the same result, with a shorter context.
 3. Adaptive gate (``use_gate``). From the pooled tokens of all three modalities together, an MLP predicts a
    per-sample, per-channel sigmoid gate for each modality (B, 3, D): the model can up-weight video for a V2A
    sample and text for a T2A sample, conditioned on what is present. The gate is centred so that it starts at 1.
@@ -166,6 +167,9 @@ class MAF(nn.Module):
             mask = torch.cat([mask, torch.ones(q.shape[:2], dtype=torch.bool, device=dev)], dim=1)
         else:
             pooled = _masked_mean(tokens, mask)
+        if self.cfg.single_null:  # drop the columns no sample attends to: a T2A batch's H_c shrinks ~4x
+            cols = mask.any(0)
+            tokens, mask = tokens[:, cols], mask[:, cols]
         context = self.out_norm(tokens)
         global_cond = self.global_proj(pooled)
         if text_pooled is not None:

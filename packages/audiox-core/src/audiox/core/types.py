@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["ConditionInputs", "ModalityFeatures", "Conditions"]
@@ -103,11 +104,13 @@ class Conditions:
 
     @staticmethod
     def cat(items: list[Conditions]) -> Conditions:
-        """Concatenate along the batch axis (for batching conditional and unconditional CFG passes)."""
+        """Concatenate along the batch axis (for batching conditional and unconditional CFG passes). Contexts of
+        different lengths (``maf.single_null`` drops unattended columns) are padded with masked zeros."""
         keys = set(items[0].extras)
+        n = max(c.context.shape[1] for c in items)
         return Conditions(
-            context=torch.cat([c.context for c in items]),
-            context_mask=torch.cat([c.context_mask for c in items]),
+            context=torch.cat([F.pad(c.context, (0, 0, 0, n - c.context.shape[1])) for c in items]),
+            context_mask=torch.cat([F.pad(c.context_mask, (0, n - c.context_mask.shape[1])) for c in items]),
             global_cond=torch.cat([c.global_cond for c in items]),
             extras={k: torch.cat([c.extras[k] for c in items]) for k in keys},
         )
