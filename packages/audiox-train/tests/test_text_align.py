@@ -33,6 +33,9 @@ def test_loss_and_retrieval_match_their_formulas():
             ref += -torch.log_softmax(logits[i], 0)[i] / 8 - torch.log_softmax(logits[:, i], 0)[i] / 8
         torch.testing.assert_close(aligner.loss(texts, z).double(), ref, rtol=1e-5, atol=1e-5)
 
+        emb, mask = aligner.text(texts)  # the padded-to-max_length forward the DiT sees pools to the same vector
+        w = mask.float()[..., None]
+        torch.testing.assert_close(aligner.pooled_text(texts), (emb * w).sum(1) / w.sum(1), rtol=1e-5, atol=1e-5)
         r = retrieval(aligner, ClipPairs(["a", "b", "c", "d"], [[x] for x in texts], z))
         sim = (t @ a.T).tolist()
         ranks = [1 + sum(sim[i][j] > sim[i][i] for j in range(4)) for i in range(4)]

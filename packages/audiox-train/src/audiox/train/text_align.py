@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from audiox.core.model import AudioXModel
@@ -54,6 +55,7 @@ class TextAlignConfig:
     audio_width: int = 256
     audio_depth: int = 2
     audio_heads: int = 4
+    audio_patch: int = 2  # latent frames per audio-tower token (2 at 25 fps: 80 ms)
     holdout: int = 256  # held-out clips for retrieval
     eval_every: int = 250
     seed: int = 0
@@ -139,19 +141,24 @@ def _sinusoid(length: int, dim: int) -> Tensor:  # (T, D)
 
 
 class AudioTower(nn.Module):
-    """Latents (B, C, T) -> embedding (B, E): linear in, sinusoidal frame positions, pre-norm transformer, mean."""
+    """Latents (B, C, T) -> embedding (B, E): patches of ``patch`` frames in, sinusoidal positions, pre-norm
+    transformer, mean."""
 
-    def __init__(self, channels: int, length: int, width: int, depth: int, heads: int, embed_dim: int) -> None:
+    def __init__(self, channels: int, length: int, width: int, depth: int, heads: int, embed_dim: int,
+                 patch: int = 1) -> None:
         super().__init__()
-        self.inp = nn.Linear(channels, width)
-        self.register_buffer("pos", _sinusoid(length, width), persistent=False)
+        self.patch = patch
+        self.inp = nn.Linear(channels * patch, width)
+        self.register_buffer("pos", _sinusoid(-(-length // patch), width), persistent=False)
         layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, batch_first=True, norm_first=True)
         self.body = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, embed_dim)
 
     def forward(self, z: Tensor) -> Tensor:
-        x = self.inp(z.transpose(1, 2)) + self.pos[: z.shape[2]]  # (B, T, W)
+        z = F.pad(z, (0, -z.shape[2] % self.patch))
+        x = rearrange(z, "b c (n p) -> b n (p c)", p=self.patch)  # (B, T / p, p C)
+        x = self.inp(x) + self.pos[: x.shape[1]]  # (B, N, W)
         return self.head(self.norm(self.body(x)).mean(1))  # (B, E)
 
 
@@ -165,14 +172,23 @@ class TextAligner(nn.Module):
         self.text_head = nn.Linear(self.text.out_dim, cfg.embed_dim)
         ae = model.config.autoencoder
         self.audio = AudioTower(ae.latent_dim, model.config.latent_length, cfg.audio_width, cfg.audio_depth,
-                                cfg.audio_heads, cfg.embed_dim)
+                                cfg.audio_heads, cfg.embed_dim, cfg.audio_patch)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
-    def embed_text(self, texts: list[str]) -> Tensor:  # (B, E), unit norm
-        emb, mask = self.text(texts)  # (B, L, D_t), (B, L)
+    def pooled_text(self, texts: list[str]) -> Tensor:
+        """(B, D_t): the T5 outputs averaged over each caption's tokens. Padded to the longest caption of the batch,
+        not to ``max_length``: the valid tokens' outputs are the same (T5 masks its padding), at a fraction of the
+        cost."""
+        ids, mask = self.text.tokenize(texts)
+        n = max(1, int(mask.sum(1).max()))
+        dev = self.text.t5.shared.weight.device
+        ids, mask = ids[:, :n].to(dev), mask[:, :n].to(dev)
+        emb = self.text.t5(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, n, D_t)
         w = mask.to(emb.dtype)[..., None]
-        pooled = (emb * w).sum(1) / w.sum(1).clamp(min=1.0)
-        return F.normalize(self.text_head(pooled), dim=-1)
+        return (emb * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+    def embed_text(self, texts: list[str]) -> Tensor:  # (B, E), unit norm
+        return F.normalize(self.text_head(self.pooled_text(texts)), dim=-1)
 
     def embed_audio(self, z: Tensor) -> Tensor:  # (B, E), unit norm
         return F.normalize(self.audio(z), dim=-1)
@@ -194,9 +210,7 @@ def retrieval(aligner: TextAligner, pairs: ClipPairs, chunk: int = 128) -> dict[
     a = torch.cat([aligner.embed_audio(pairs.latents[i:i + chunk].to(t.device)) for i in range(0, len(pairs), chunk)])
     sim = t @ a.T  # (N, N)
     ranks = (sim > sim.diag()[:, None]).sum(1) + 1  # 1 = the own clip first
-    emb, mask = aligner.text(texts[:chunk])  # caption separation of the raw encoder output (mean-pooled)
-    w = mask.to(emb.dtype)[..., None]
-    pooled = F.normalize((emb * w).sum(1) / w.sum(1).clamp(min=1.0), dim=-1)
+    pooled = F.normalize(aligner.pooled_text(texts[:chunk]), dim=-1)  # caption separation of the raw T5 output
     cos = pooled @ pooled.T
     n, m = len(pairs), pooled.shape[0]
     aligner.train(was)
