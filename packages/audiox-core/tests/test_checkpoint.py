@@ -73,6 +73,29 @@ def test_config_weights_mismatch(saved):
         AudioXModel.from_pretrained(path)
 
 
+def test_overrides_switch_a_saved_model(saved):
+    """``from_pretrained(overrides=...)``: a switch that adds zero-initialised weights (``maf.global_text``) starts
+    exactly where the saved model was; one whose new weights are random or whose shapes differ is refused."""
+    model, path = saved
+    inputs = ConditionInputs(text=["a bell rings twice", "rain"], task=["t2a", "t2a"])
+    switched = AudioXModel.from_pretrained(path, overrides=["maf.global_text=true", "maf.single_null=true"])
+    assert switched.config.maf.global_text and switched.config.maf.single_null
+    assert not model.config.maf.global_text  # the folder itself is unchanged
+    z, t = torch.randn(2, model.config.autoencoder.latent_dim, model.config.latent_length), torch.tensor([0.3, 0.8])
+    with torch.no_grad():
+        switched.maf.cfg.single_null = False  # global_text alone: identical outputs
+        torch.testing.assert_close(switched(z, t, switched.prepare_conditions(inputs)),
+                                   model(z, t, model.prepare_conditions(inputs)), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="missing .* keys"):  # new MAF queries would start random
+        no_query = AudioXModel(get_config("debug", ["maf.use_query=false"]))
+        no_query.save_pretrained(path.parent / "nq")
+        AudioXModel.from_pretrained(path.parent / "nq", overrides=["maf.use_query=true"])
+    with pytest.raises(ValueError, match="has shape"):
+        AudioXModel.from_pretrained(path, overrides=["maf.num_queries=5"])
+    with pytest.raises(ValueError, match="unknown config key"):
+        AudioXModel.from_pretrained(path, overrides=["maf.no_such_switch=true"])
+
+
 def test_newer_format_refused(saved):
     _, path = saved
     cfg = json.loads((path / CONFIG_NAME).read_text())

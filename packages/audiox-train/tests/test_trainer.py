@@ -186,7 +186,8 @@ def test_max_minutes_checkpoints_and_stops_then_resumes(fast_cfg, tmp_path):
 
 def test_init_from_fine_tunes_an_exported_model(tmp_path):
     """``init_from=FOLDER`` starts the run from the folder's config and weights (fine-tuning); its architecture
-    replaces the preset's, model.* overrides are refused, and a checkpoint in checkpoint.dir still wins."""
+    replaces the preset's, model.* overrides are switches on top of it (refused where the weights do not fit), and a
+    checkpoint in checkpoint.dir still wins."""
     from audiox.train.cli import main
 
     base = ["--config", "debug", "data.shards=synthetic", "data.batch_size=2", "log.progress=false", "log.tensorboard=false"]
@@ -219,4 +220,10 @@ def test_init_from_fine_tunes_an_exported_model(tmp_path):
     assert all(torch.equal(p, exported[n]) for n, p in after.named_parameters())
 
     assert main([*base, f"init_from={src}", "model.dit.depth=2", f"checkpoint.dir={tmp_path / 'd'}"]) == 2
+    switched = tmp_path / "switched"  # a switch whose new weights start at zero: the run starts where the folder was
+    assert main([*args[:-1], f"checkpoint.dir={tmp_path / 'f'}", "model.maf.global_text=true",
+                 "model.maf.single_null=true", "--out", str(switched)]) == 0
+    sw = AudioXModel.from_pretrained(switched)
+    assert sw.config.maf.global_text and sw.config.maf.single_null and sw.config.dit.depth == 1
+    assert sw.maf.global_text.weight.abs().max() <= 1e-6
     assert main([*base, f"init_from={tmp_path / 'missing'}", f"checkpoint.dir={tmp_path / 'e'}"]) == 2

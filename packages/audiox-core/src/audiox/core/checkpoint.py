@@ -197,12 +197,19 @@ def _without_pretrained_paths(cfg: AudioXConfig) -> AudioXConfig:
 
 
 def from_pretrained(
-    path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+    path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
 ) -> AudioXModel:
+    """Load a model folder. ``overrides`` (``maf.single_null=true``) change its config first, for fine-tuning with a
+    switch: every saved weight must still fit, and parameters the switch adds must start at zero (so the added path
+    starts silent, as ``maf.global_text`` does); anything else is refused with the key that does not fit."""
+    from audiox.core.config import apply_overrides
     from audiox.core.model import AudioXModel
 
     folder = resolve_model_path(path)
     config = load_config(folder)
+    if overrides:
+        apply_overrides(config, list(overrides))
     if config.text.tokenizer == TOKENIZER_DIR:  # saved beside the weights
         tok_dir = folder / TOKENIZER_DIR
         if not tok_dir.is_dir():
@@ -225,13 +232,17 @@ def from_pretrained(
         keys = set(f.keys()) - {k + SCALE_SUFFIX for k in scaled}
         missing = sorted(set(own) - keys)
         unexpected = sorted((keys - set(own)) | (scaled - keys))
+        added = [k for k in missing if overrides and not own[k].any()]  # zero-initialised parameters of a switch
+        missing = [k for k in missing if k not in added]
         if missing or unexpected:
             raise ValueError(
                 f"{weights} does not match {CONFIG_NAME}: missing {len(missing)} keys {missing[:3]}, "
                 f"unexpected {len(unexpected)} keys {unexpected[:3]}"
             )
-        state = {}
+        state = {k: own[k] for k in added}
         for k in own:
+            if k in added:
+                continue
             shape = tuple(f.get_slice(k).get_shape())
             if shape != tuple(own[k].shape):
                 raise ValueError(f"{weights} does not match {CONFIG_NAME}: {k} has shape {shape}, config gives {tuple(own[k].shape)}")

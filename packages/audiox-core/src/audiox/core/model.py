@@ -170,8 +170,9 @@ class AudioXModel(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+        cls, path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
+        overrides: list[str] | tuple[str, ...] = (),
     ) -> AudioXModel:
         from audiox.core.checkpoint import from_pretrained
 
-        return from_pretrained(path, device=device, dtype=dtype)
+        return from_pretrained(path, device=device, dtype=dtype, overrides=overrides)

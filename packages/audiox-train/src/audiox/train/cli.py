@@ -87,18 +87,19 @@ def _encode_latents(args, cfg) -> int:
 
 
 def _model(args, cfg, *, always: bool = False):
-    """The model a run starts from: the ``init_from`` folder (its config replaces model.*), a fresh one built as
+    """The model a run starts from: the ``init_from`` folder (its config replaces model.*, with this run's model.*
+    overrides on top: switches such as ``model.maf.single_null=true`` whose weights still fit), a fresh one built as
     TeacherTrainer would build it when ``always`` (e.g. to fingerprint its encoder), else None."""
     import torch
 
     from audiox.core.model import AudioXModel
 
     if cfg.init_from:
-        if any(o.split("=", 1)[0].startswith("model.") for o in args.overrides):
-            raise ValueError("init_from takes the model config from the folder: drop the model.* overrides")
-        model = AudioXModel.from_pretrained(cfg.init_from, dtype=torch.float32)
+        switches = [o[len("model."):] for o in args.overrides if o.split("=", 1)[0].startswith("model.")]
+        model = AudioXModel.from_pretrained(cfg.init_from, dtype=torch.float32, overrides=switches)
         cfg.model = model.config  # the folder's architecture, so the data pipeline and checkpoints agree with it
-        print(f"initialised from {cfg.init_from} (its config replaces model.*)")
+        print(f"initialised from {cfg.init_from} (its config replaces model.*" + (f", then {' '.join(switches)})"
+                                                                              if switches else ")"))
         return model
     if always:
         torch.manual_seed(cfg.seed)  # the same initialisation as inside TeacherTrainer
