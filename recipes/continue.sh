@@ -24,6 +24,11 @@
 #                      corpus's captions (audiox-data tokenizer -> OUT/tokenizer); or a tokenizer folder. Either way
 #                      the teacher gets a fresh T5 over it (recipes/retokenize.py, TEXT_MAX_LENGTH tokens, default 96)
 #                      before its training, and the student is distilled afresh (needs STUDENT=)
+#   ALIGN_STEPS        0 (default): none; N: pretrain the teacher's text encoder for N steps against the corpus's
+#                      cached latents (audiox-train text-align, batch ALIGN_BATCH, default 64; needs LATENTS=1 and
+#                      STUDENT=) and train the teacher with it frozen, as the paper's T5 is
+#   SWITCHES           model.* switches for the teacher's run, e.g. "model.maf.single_null=true model.maf.global_text=true"
+#                      (weights that still fit; added ones start at zero; needs STUDENT=)
 # Every stage resumes after a crash: rerun the same command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,8 +57,18 @@ CACHE=(); [ "$LATENTS" = 1 ] && CACHE=(data.latents=true)
 CONT=(); [ -n "$STUDENT" ] && CONT=(--student "$STUDENT")
 TOKENIZER="${TOKENIZER:-}"
 TEXT_MAX_LENGTH="${TEXT_MAX_LENGTH:-96}"
+ALIGN_STEPS="${ALIGN_STEPS:-0}"
+ALIGN_BATCH="${ALIGN_BATCH:-64}"
+ALIGN_HOLDOUT="${ALIGN_HOLDOUT:-256}"
+read -r -a SWITCH <<< "${SWITCHES:-}"
 if [ -n "$TOKENIZER" ] && [ -n "$STUDENT" ]; then
     echo "continue: error: TOKENIZER=$TOKENIZER gives the teacher a new text encoder; distil a new student (STUDENT=)" >&2; exit 2
+fi
+if { [ "$ALIGN_STEPS" != 0 ] || [ ${#SWITCH[@]} -gt 0 ]; } && [ -n "$STUDENT" ]; then
+    echo "continue: error: ALIGN_STEPS / SWITCHES change the teacher's conditioning; distil a new student (STUDENT=)" >&2; exit 2
+fi
+if [ "$ALIGN_STEPS" != 0 ] && [ "$LATENTS" != 1 ]; then
+    echo "continue: error: ALIGN_STEPS needs the corpus's cached latents (LATENTS=1)" >&2; exit 2
 fi
 if [ -n "$TOKENIZER" ] && [ "$TOKENIZER" != corpus ] && [ ! -f "$TOKENIZER/tokenizer.json" ]; then
     echo "continue: error: TOKENIZER=$TOKENIZER is neither 'corpus' nor a tokenizer folder (tokenizer.json missing)" >&2; exit 2
@@ -83,7 +98,7 @@ stage_teacher() {  # $1 corpus, $2 out folder, $3 minutes; warm-up over ~30 step
         "${CACHE[@]}" data.num_workers="$WORKERS" optim.lr="$LR" schedule.kind=inverse schedule.warmup=0.97 \
         schedule.inv_gamma=200 schedule.power=1 ema.decay=0.995 log.val_every=0 log.sample_every=0 \
         log.tensorboard=false max_steps=1000000 max_minutes="$3" log.progress="$PROGRESS" \
-        checkpoint.every=50 checkpoint.dir="$2/teacher-run" --out "$2/teacher"
+        checkpoint.every=50 checkpoint.dir="$2/teacher-run" "${SWITCH[@]}" --out "$2/teacher"
 }
 stage_distill() {  # $1 corpus, $2 out folder, $3 minutes, $4 teacher; DMD2's 1 student : 5 fake updates
     $RUN audiox-distill --teacher "$4" "${CONT[@]}" --config paper --export "$2/student" \
@@ -101,11 +116,17 @@ stage_tokenizer() {  # $1 corpus, $2 out folder: the teacher with a fresh T5 ove
     [ -f "$2/teacher-retok/config.json" ] || \
         $RUN $PYTHON recipes/retokenize.py "$TEACHER" "$tok" "$2/teacher-retok" --max-length "$TEXT_MAX_LENGTH"
 }
+stage_align() {  # $1 corpus, $2 out folder: the teacher with its T5 pretrained against the audio -> $2/teacher-aligned
+    [ -f "$2/teacher-aligned/config.json" ] || $RUN audiox-train text-align "$TEACHER" "$1" --out "$2/teacher-aligned" \
+        --steps "$ALIGN_STEPS" --batch-size "$ALIGN_BATCH" --holdout "$ALIGN_HOLDOUT" --device "$DEVICE" \
+        --ckpt-dir "$2/align-run"
+}
 run_all() {  # $1 corpus, $2 out folder, $3 clips, $4 shard size, $5 teacher minutes, $6 distill minutes
     stamp "data: $1"; stage_data "$1" "$3" "$4"
     local TEACHER="$TEACHER"
     if [ -n "$TOKENIZER" ]; then stamp "tokenizer: $TOKENIZER"; stage_tokenizer "$1" "$2"; TEACHER="$2/teacher-retok"; fi
     stamp "latents: LATENTS=$LATENTS"; stage_latents "$1"
+    if [ "$ALIGN_STEPS" != 0 ]; then stamp "text-align: $ALIGN_STEPS steps"; stage_align "$1" "$2"; TEACHER="$2/teacher-aligned"; fi
     NEW_TEACHER="$TEACHER"
     if [ "$5" != 0 ]; then stamp "teacher: $5 min from $TEACHER"; stage_teacher "$1" "$2" "$5"; NEW_TEACHER="$2/teacher"
     elif [ -f "$2/teacher/config.json" ]; then stamp "teacher: TEACHER_MIN=0, the earlier run's $2/teacher"; NEW_TEACHER="$2/teacher"; fi
@@ -115,14 +136,15 @@ run_all() {  # $1 corpus, $2 out folder, $3 clips, $4 shard size, $5 teacher min
 if [ "${PRECHECK:-0}" = 1 ]; then  # every stage for seconds on a tiny corpus of its own: fail fast, before the long run
     P="$OUT/precheck"; rm -rf "$P"
     stamp "precheck"
-    ( BATCH=2 DISTILL_BATCH=2; run_all "$P/data" "$P" $(( 4 * WORKERS )) 2 0.05 0.05 )
+    ( BATCH=2 DISTILL_BATCH=2 ALIGN_BATCH=2 ALIGN_HOLDOUT=2; [ "$ALIGN_STEPS" = 0 ] || ALIGN_STEPS=2; run_all "$P/data" "$P" $(( 4 * WORKERS )) 2 0.05 0.05 )
     rm -rf "$P"
     stamp "precheck passed"
 fi
 run_all "$DATA" "$OUT" "$CLIPS" "$SHARD_SIZE" "$TEACHER_MIN" "$DISTILL_MIN"
 stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
+ALIGN_NOTE=""; [ "$ALIGN_STEPS" = 0 ] || ALIGN_NOTE=" ALIGN_STEPS=$ALIGN_STEPS ALIGN_BATCH=$ALIGN_BATCH"
 CORPUS="DATA=$DATA"; [ -n "$DATA_GIVEN" ] || CORPUS="CLIPS=$CLIPS SEED=$SEED"  # a rendered corpus: how to render it again
-RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
+RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH}$ALIGN_NOTE${SWITCHES:+ SWITCHES=\"$SWITCHES\"} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
 $RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \
     --data "$DATA" --continues teacher="$TEACHER" ${STUDENT:+--continues student="$STUDENT"} --recipe "$RECIPE"
 if [ "${INSTALL:-0}" = 1 ]; then

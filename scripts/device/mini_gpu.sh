@@ -17,7 +17,8 @@ python3 -c "import torch, av, soundfile, webdataset, open_clip, pretty_midi; pri
 # bundled teacher, so GPU minutes add to the bundled models instead of starting over. JOB=decoder: recipes/decoder.sh's
 # training only (SWAP=0) from the bundled autoencoder extracted beforehand into .dec/ae0.safetensors (carried; the bundled weights stay here, see README.md);
 # the fine-tuned autoencoder comes back as $OUT/ae.safetensors for recipes/swap_decoder.py replace.
-# JOB=continue TOKENIZER=corpus: the teacher first gets a fresh T5 over a BPE learned from the run's corpus.
+# JOB=continue TOKENIZER=corpus: the teacher first gets a fresh T5 over a BPE learned from the run's corpus;
+# ALIGN_STEPS=N pretrains that T5 against the audio (audiox-train text-align); SWITCHES="model.maf.single_null=true ...".
 if [ "${JOB:-mini}" = decoder ]; then
     mkdir -p /tmp/run && cp .dec/ae0.safetensors /tmp/run/ae0.safetensors || exit 5
     SWAP=0 PROGRESS=false RUN= PYTHON=python3 DEVICE="${DEVICE:-cuda}" timeout $(( ${SECONDS_MAX:-540} - 25 )) bash recipes/decoder.sh /tmp/run 2>&1 | tee "$OUTDIR/log.txt" | grep -v 'Warning\|warn('
@@ -29,8 +30,10 @@ elif [ "${JOB:-mini}" = continue ]; then
     # there)
     [ -f .cont/teacher/config.json ] || { echo "JOB=continue needs .cont/teacher (carried)"; exit 5; }
     STUDENT=""; [ -f .cont/student/config.json ] && STUDENT=.cont/student
-    [ -n "${TOKENIZER:-}" ] && STUDENT=""  # a new text encoder (TOKENIZER=corpus): the student is distilled afresh
-    TEACHER=.cont/teacher STUDENT="$STUDENT" LATENTS=0 AUDIOX_KERNELS="${AUDIOX_KERNELS:-reference}" PROGRESS=false RUN= \
+    # a new text encoder or conditioning (TOKENIZER=corpus, ALIGN_STEPS=N, SWITCHES=...): the student is distilled afresh
+    [ -n "${TOKENIZER:-}${SWITCHES:-}" ] && STUDENT=""
+    LAT=0; [ "${ALIGN_STEPS:-0}" != 0 ] && { STUDENT=""; LAT=1; }  # text-align reads cached latents: one encode pass
+    TEACHER=.cont/teacher STUDENT="$STUDENT" LATENTS=$LAT AUDIOX_KERNELS="${AUDIOX_KERNELS:-reference}" PROGRESS=false RUN= \
         PYTHON=python3 PRECHECK=1 DEVICE="${DEVICE:-cuda}" timeout $(( ${SECONDS_MAX:-540} - 50 )) \
         bash recipes/continue.sh /tmp/run 2>&1 | tee "$OUTDIR/log.txt" | grep -v 'Warning\|warn('
     rc=${PIPESTATUS[0]}
