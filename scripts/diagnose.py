@@ -111,7 +111,8 @@ def text_separation(model: AudioXModel, records: list[dict]) -> dict:
     w = mask.to(emb.dtype)[..., None]
     pooled = (emb * w).sum(1) / w.sum(1).clamp(min=1)
     cond = model.prepare_conditions(ConditionInputs(text=texts, task=["t2a"] * len(texts)))
-    tokens = cond.context[:, : emb.shape[1]][mask].float()  # the text tokens of H_c (M, D)
+    n = int(mask.sum(1).max())  # H_c starts with the text columns; maf.single_null keeps only the longest caption's
+    tokens = cond.context[:, :n][mask[:, :n]].float()  # the text tokens of H_c (M, D)
     shared = float(tokens.mean(0).pow(2).sum() / tokens.pow(2).sum(-1).mean())
     return {"text_cos": _mean_offdiag_cos(pooled), "context_shared": shared,
             "global_cos": _mean_offdiag_cos(cond.global_cond), "tokens_per_caption": float(mask.sum(1).float().mean())}

@@ -48,6 +48,9 @@ def test_text_separation_reads_the_encoded_captions(recipe_tool):
     same = diag.text_separation(model, [dict(x, prompt=recs[0]["prompt"]) for x in recs])
     assert math.isclose(same["text_cos"], 1.0, abs_tol=1e-5) and math.isclose(same["global_cos"], 1.0, abs_tol=1e-5)
     assert same["context_shared"] > r["context_shared"]  # the same caption three times shares more
+    model.maf.cfg.single_null = True  # a shorter H_c (unattended columns dropped), the same text tokens in it
+    short = diag.text_separation(model, recs)
+    assert short["text_cos"] == r["text_cos"] and math.isclose(short["context_shared"], r["context_shared"], rel_tol=1e-4)
 
 
 def test_latent_scale_compares_generated_and_true_latents(recipe_tool):
