@@ -167,7 +167,7 @@ class MAF(nn.Module):
             mask = torch.cat([mask, torch.ones(q.shape[:2], dtype=torch.bool, device=dev)], dim=1)
         else:
             pooled = _masked_mean(tokens, mask)
-        if self.cfg.single_null:  # drop the columns no sample attends to: a T2A batch's H_c shrinks ~4x
+        if self.cfg.single_null:  # drop the columns no sample attends to: a T2A batch's H_c shrinks ~10x
             cols = mask.any(0)
             tokens, mask = tokens[:, cols], mask[:, cols]
         context = self.out_norm(tokens)

@@ -17,7 +17,15 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["add_cli", "caption_texts", "build_tokenizer"]
+__all__ = ["add_cli", "annotation_captions", "caption_texts", "build_tokenizer"]
+
+
+def annotation_captions(ann: dict) -> list[str]:
+    """One annotation's captions: ``caption``, then every variant of every kind in ``captions`` (repeats kept)."""
+    out = [str(ann["caption"])] if ann.get("caption") else []
+    for variants in (ann.get("captions") or {}).values():
+        out += [str(c) for c in variants if c]
+    return out
 
 
 def caption_texts(source: str | Path) -> Iterator[str]:
@@ -27,10 +35,7 @@ def caption_texts(source: str | Path) -> Iterator[str]:
     from audiox.data.stats import iter_annotations
 
     for ann in iter_annotations(source):
-        if ann.get("caption"):
-            yield str(ann["caption"])
-        for variants in (ann.get("captions") or {}).values():
-            yield from (str(c) for c in variants if c)
+        yield from annotation_captions(ann)
     yield from sorted(set(TASK_SENTENCES.values()))
 
 

@@ -188,22 +188,17 @@ def _export(args, cfg) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = "teacher"
-    if argv and argv[0] == "text-align":
-        from audiox.train.text_align import text_align_main
-
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        try:
-            return text_align_main(argv[1:])
-        except (ValueError, FileNotFoundError) as exc:
-            print(f"audiox-train: error: {exc}", file=sys.stderr)
-            return 2
-    if argv and argv[0] in COMMANDS:
+    if argv and argv[0] in (*COMMANDS, "text-align"):
         command = argv.pop(0)
-    parser = build_parser()
-    args = parser.parse_intermixed_args(["teacher", *argv])
-    args.command = command
+    if command != "text-align":  # text-align has its own options
+        args = build_parser().parse_intermixed_args(["teacher", *argv])
+        args.command = command
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if command == "text-align":
+            from audiox.train.text_align import text_align_main
+
+            return text_align_main(argv)
         if args.command == "autoencoder":
             from audiox.train.autoencoder import autoencoder_main
 

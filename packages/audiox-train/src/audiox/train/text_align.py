@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from audiox.core.layers import timestep_embedding
 from audiox.core.model import AudioXModel
 
 __all__ = ["TextAlignConfig", "AudioTower", "ClipPairs", "load_pairs", "retrieval", "TextAligner", "text_align"]
@@ -84,18 +85,12 @@ class ClipPairs:
         return ClipPairs([self.keys[i] for i in idx], [self.captions[i] for i in idx], self.latents[idx])
 
 
-def _variants(ann: dict) -> list[str]:
-    out = [str(ann["caption"])] if ann.get("caption") else []
-    for variants in (ann.get("captions") or {}).values():
-        out += [str(c) for c in variants if c and str(c) not in out]
-    return out
-
-
 def load_pairs(shards: str | Path, tag: str, length: int) -> ClipPairs:
     """Every captioned clip of the shards under ``shards`` with its cached latents (``audiox-train encode-latents``
     with the same model: ``tag``). Clips without captions or latents are skipped."""
     from audiox.data.latents import load_sidecar
     from audiox.data.shards import list_shards
+    from audiox.data.tokenizer import annotation_captions
 
     urls = list_shards(str(shards))
     if not urls:
@@ -112,7 +107,7 @@ def load_pairs(shards: str | Path, tag: str, length: int) -> ClipPairs:
                     ann = json.load(tf.extractfile(m))
                 except json.JSONDecodeError:
                     continue
-                texts = _variants(ann)
+                texts = list(dict.fromkeys(annotation_captions(ann)))  # distinct variants, ``caption`` first
                 if not texts or key not in cached:
                     continue
                 z = cached[key][:, :length]
@@ -129,14 +124,6 @@ def load_pairs(shards: str | Path, tag: str, length: int) -> ClipPairs:
 # Towers -------------------------------------------------------------------------------------------------------
 
 
-def _sinusoid(length: int, dim: int) -> Tensor:  # (T, D)
-    pos = torch.arange(length, dtype=torch.float64)[:, None]
-    freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
-    pe = torch.zeros(length, dim, dtype=torch.float64)
-    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
-    return pe.float()
-
-
 class AudioTower(nn.Module):
     """Latents (B, C, T) -> embedding (B, E): patches of ``patch`` frames in, sinusoidal positions, pre-norm
     transformer, mean."""
@@ -146,7 +133,8 @@ class AudioTower(nn.Module):
         super().__init__()
         self.patch = patch
         self.inp = nn.Linear(channels * patch, width)
-        self.register_buffer("pos", _sinusoid(-(-length // patch), width), persistent=False)
+        n = -(-length // patch)  # tokens per clip; sinusoidal positions 0 .. n - 1
+        self.register_buffer("pos", timestep_embedding(torch.arange(n), width, time_factor=1.0), persistent=False)
         layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, batch_first=True, norm_first=True)
         self.body = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
@@ -204,13 +192,14 @@ def retrieval(aligner: TextAligner, pairs: ClipPairs, chunk: int = 128) -> dict[
     was = aligner.training
     aligner.eval()
     texts = [c[0] for c in pairs.captions]
-    t = torch.cat([aligner.embed_text(texts[i:i + chunk]) for i in range(0, len(texts), chunk)])
+    pooled = torch.cat([aligner.pooled_text(texts[i:i + chunk]) for i in range(0, len(texts), chunk)])  # (N, D_t)
+    t = F.normalize(aligner.text_head(pooled), dim=-1)  # = embed_text, without pooling the captions twice
     a = torch.cat([aligner.embed_audio(pairs.latents[i:i + chunk].to(t.device)) for i in range(0, len(pairs), chunk)])
     sim = t @ a.T  # (N, N)
     ranks = (sim > sim.diag()[:, None]).sum(1) + 1  # 1 = the own clip first
-    pooled = F.normalize(aligner.pooled_text(texts[:chunk]), dim=-1)  # caption separation of the raw T5 output
-    cos = pooled @ pooled.T
-    n, m = len(pairs), pooled.shape[0]
+    raw = F.normalize(pooled[:chunk], dim=-1)  # caption separation of the raw T5 output
+    cos = raw @ raw.T
+    n, m = len(pairs), raw.shape[0]
     aligner.train(was)
     return {
         "clips": n,
@@ -256,7 +245,7 @@ def text_align(model_dir: str | Path, shards: str | Path, out: str | Path, cfg: 
     gen = torch.Generator().manual_seed(cfg.seed)
     pyrng = random.Random(cfg.seed)
 
-    step, first = 0, retrieval(aligner, held)
+    step, first = 0, None
     ckpt = CheckpointManager(ckpt_dir, keep_last=1) if ckpt_dir else None
     if ckpt is not None and ckpt.latest() is not None:
         tensors, state = CheckpointManager.load(ckpt.latest())
@@ -282,7 +271,8 @@ def text_align(model_dir: str | Path, shards: str | Path, out: str | Path, cfg: 
 
     print("| step | R@1 % (chance) | R@10 % (chance) | mean rank (chance) | caption cosine |")
     print("|---|---|---|---|---|")
-    if step == 0:
+    if first is None:
+        first = retrieval(aligner, held)
         print(_table_row(0, first), flush=True)
     t0 = time.monotonic()
     aligner.train()
