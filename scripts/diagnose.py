@@ -3,7 +3,7 @@
     uv run python scripts/diagnose.py conditioning MODEL [--n 6]    # does the velocity depend on the caption?
     uv run python scripts/diagnose.py text MODEL [--n 6]            # do the encoded captions differ between prompts?
     uv run python scripts/diagnose.py retrieval MODEL [--n 12]      # can the model tell a clip's caption from others?
-    uv run python scripts/diagnose.py latent-scale MODEL [--n 6] [--steps N]  # are generated latents at the data's scale?
+    uv run python scripts/diagnose.py latent-scale MODEL [--n 6] [--steps N] [--task all]  # generated latents at the data's scale?
     uv run python scripts/diagnose.py decoder-noise MODEL [--n 24]  # does the decoder invent events from near-misses?
 
 ``conditioning``: the true latents of held-out category prompts, noised to time ``t`` (``z_t = t z1 + (1 - t) z0``).
@@ -21,7 +21,8 @@ summed over ``t``: how often the clip's own caption has the lowest error (chance
 ``(n - 1) / 2``). A model that uses its text ranks its own caption first far above chance.
 
 ``latent-scale``: the mean per-frame norm of generated latents (the model's own sampler and default steps, or
-``--steps``) against the true latents of the same prompts, and the level of the clip's last 0.1 s.
+``--steps``) against the true latents of the same prompts, and the level of the clip's last 0.1 s. ``--task``
+picks the suite's held-out prompts of one task (t2a, v2a, t2m, inpaint) or ``all`` of them, one row each.
 
 ``decoder-noise``: the true latents plus Gaussian noise (a fraction of their standard deviation), decoded and judged
 by the offline T2A-bench judge: Cat/Cnt/Ord/TS-acc and the detected events per clip beyond the truth's.
@@ -30,6 +31,7 @@ by the offline T2A-bench judge: Cat/Cnt/Ord/TS-acc and the detected events per c
 from __future__ import annotations
 
 import argparse
+import math
 
 import numpy as np
 import torch
@@ -118,17 +120,68 @@ def text_separation(model: AudioXModel, records: list[dict]) -> dict:
             "global_cos": _mean_offdiag_cos(cond.global_cond), "tokens_per_caption": float(mask.sum(1).float().mean())}
 
 
+LATENT_TASKS = ("t2a", "v2a", "t2m", "inpaint")
+
+
+def task_records(task: str, seed: int, n: int) -> list[dict]:
+    """The suite's held-out records of one task (inpainting: the suite's V2A clips of ``seed + 1``)."""
+    from audiox.data.synth.prompts import make_t2m_prompts, make_v2a_prompts
+
+    if task == "t2a":
+        return make_t2a_bench(seed, n)
+    if task == "v2a":
+        return make_v2a_prompts(seed, n)
+    if task == "t2m":
+        return make_t2m_prompts(seed, n)
+    if task == "inpaint":
+        return make_v2a_prompts(seed + 1, n)
+    raise ValueError(f"unknown task {task!r} (known: {', '.join(LATENT_TASKS)})")
+
+
+def _generate(pipe, task: str, record: dict, steps: int | None, seed: int):
+    """One clip of ``record`` as the suite asks for it: the caption, the video, or the audio with a span to fill."""
+    if task in ("t2a", "t2m"):
+        return pipe(record["prompt"], task=task, steps=steps, seed=seed)
+    clip = clip_for_prompt(record)
+    if task == "v2a":
+        video = torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float() / 255.0  # (F, 3, H, W) in [0, 1]
+        return pipe(video=video, task="v2a", steps=steps, seed=seed)
+    return pipe(audio=torch.from_numpy(clip.audio)[None], inpaint_spans=[_span(record)], task="inpaint", steps=steps,
+                seed=seed)
+
+
+def _span(record: dict, duration: float = 10.0) -> tuple[float, float]:
+    """The suite's inpainting span: the first event +- 0.25 s, inside the clip."""
+    ev = min(record["spec"]["events"], key=lambda e: e["onset"])
+    return max(0.0, ev["onset"] - 0.25), min(duration, ev["offset"] + 0.25)
+
+
 @torch.no_grad()
-def latent_scale(model: AudioXModel, records: list[dict], steps: int | None = None, seed: int = 0) -> dict:
+def latent_scale(model: AudioXModel, records: list[dict], steps: int | None = None, seed: int = 0,
+                 task: str = "t2a") -> dict:
+    """Mean frame norm of the clips generated for ``records`` (one ``task``) against their true latents."""
     from audiox.infer import AudioXPipeline
 
     pipe = AudioXPipeline(model)
-    out = pipe([r["prompt"] for r in records], steps=steps, seed=seed)
-    gen, true = out.latents.float(), true_latents(model, records)
-    tail = out.audio[..., -round(0.1 * out.sample_rate):].float()
+    if task == "t2a":  # one batched call (the captions are all there is)
+        outs = [pipe([r["prompt"] for r in records], steps=steps, seed=seed)]
+    else:
+        outs = [_generate(pipe, task, r, steps, seed + i) for i, r in enumerate(records)]
+    gen = torch.cat([o.latents.float() for o in outs])  # (N, C, T)
+    true = true_latents(model, records)
+    if task == "inpaint":  # only the frames of the filled span (the rest is the given audio's)
+        dur = float(pipe.config.duration)
+        keep = torch.zeros(gen.shape[0], gen.shape[-1], dtype=torch.bool)
+        for i, r in enumerate(records):
+            a, b = _span(r)
+            keep[i, int(a / dur * gen.shape[-1]): math.ceil(b / dur * gen.shape[-1])] = True
+        gen, true = gen.transpose(1, 2)[keep][..., None], true.transpose(1, 2)[keep][..., None]  # (frames, C, 1)
+    gen_norm, true_norm = float(gen.norm(dim=1).mean()), float(true.norm(dim=1).mean())
+    audio = torch.cat([o.audio.float().reshape(-1, o.audio.shape[-1]) for o in outs])
+    tail = audio[..., -round(0.1 * outs[0].sample_rate):]
     db = 20 * torch.log10(tail.pow(2).mean(-1).sqrt().clamp_min(1e-6))
-    return {"sampler": out.sampler, "steps": out.steps, "gen_norm": float(gen.norm(dim=1).mean()),
-            "true_norm": float(true.norm(dim=1).mean()), "end_db": float(db.median())}
+    return {"task": task, "sampler": outs[0].sampler, "steps": outs[0].steps, "gen_norm": gen_norm,
+            "true_norm": true_norm, "end_db": float(db.median())}
 
 
 @torch.no_grad()
@@ -156,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=None, help="held-out prompts (default: 6 / 24)")
     ap.add_argument("--seed", type=int, default=1234, help="held-out prompt seed (the suite's)")
     ap.add_argument("--steps", type=int, default=None, help="latent-scale: sampling steps (default: the model's)")
+    ap.add_argument("--task", default="t2a", choices=[*LATENT_TASKS, "all"],
+                    help="latent-scale: the prompts (the suite's held-out ones of that task; default t2a)")
     args = ap.parse_args(argv)
     model = AudioXModel.from_pretrained(args.model).eval()
     if args.what == "conditioning":
@@ -180,10 +235,13 @@ def main(argv: list[str] | None = None) -> int:
         for r in retrieval(model, recs):
             print(f"| {r['t']} | {r['top1']:.1f} % | {r['rank']:.1f} |")
     elif args.what == "latent-scale":
-        r = latent_scale(model, make_t2a_bench(args.seed, args.n or 6), args.steps)
-        print("| sampler | steps | generated frame norm | true frame norm | ratio | last 0.1 s (median dBFS) |\n"
-              f"|---|---|---|---|---|---|\n| {r['sampler']} | {r['steps']} | {r['gen_norm']:.2f} | {r['true_norm']:.2f} "
-              f"| {r['gen_norm'] / r['true_norm']:.2f} | {r['end_db']:.1f} |")
+        tasks = LATENT_TASKS if args.task == "all" else (args.task,)
+        print("| task | sampler | steps | generated frame norm | true frame norm | ratio | last 0.1 s (median dBFS) |\n"
+              "|---|---|---|---|---|---|---|")
+        for task in tasks:
+            r = latent_scale(model, task_records(task, args.seed, args.n or 6), args.steps, task=task)
+            print(f"| {task} | {r['sampler']} | {r['steps']} | {r['gen_norm']:.2f} | {r['true_norm']:.2f} "
+                  f"| {r['gen_norm'] / r['true_norm']:.2f} | {r['end_db']:.1f} |", flush=True)
     else:
         recs = make_t2a_bench(args.seed, args.n or 24)
         print("| noise (x latent std) | Cat-acc | Cnt-acc | Ord-acc | TS-acc | extra events per clip |\n"

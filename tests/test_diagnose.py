@@ -8,9 +8,9 @@ from audiox.core import AudioXModel, get_config
 from audiox.data.synth.prompts import make_t2a_bench
 
 
-def _model() -> AudioXModel:
+def _model(*overrides: str) -> AudioXModel:
     torch.manual_seed(0)
-    model = AudioXModel(get_config("debug", ["autoencoder.sample_rate=16000"])).eval()
+    model = AudioXModel(get_config("debug", ["autoencoder.sample_rate=16000", *overrides])).eval()
     with torch.no_grad():  # a fresh DiT's zero-initialized gates and output give v = 0: open them, as training does
         for p in [*model.dit.parameters(), *model.maf.parameters()]:
             p.add_(0.05 * torch.randn_like(p))
@@ -70,3 +70,16 @@ def test_retrieval_ranks_captions_per_clip(recipe_tool):
     # one caption for every clip: all errors tie, so no other caption is strictly better than the own one
     same = [dict(r, prompt=recs[0]["prompt"]) for r in recs]
     assert all(r["rank"] == 0 for r in diag.retrieval(model, same, draws=1))
+
+
+def test_latent_scale_runs_every_task(recipe_tool):
+    diag = recipe_tool("scripts/diagnose")
+    model = _model("duration=10")  # the suite's clips are 10 s: an inpainting span may start after 1 s
+    rows = {}
+    for task in diag.LATENT_TASKS:
+        rows[task] = diag.latent_scale(model, diag.task_records(task, 5, 1), steps=1, task=task)
+        assert rows[task]["task"] == task and rows[task]["steps"] == 1, rows[task]
+        assert rows[task]["gen_norm"] > 0 and rows[task]["true_norm"] > 0, rows[task]
+    # inpainting is measured over the filled span alone, whose truth differs from the whole clip's
+    assert rows["inpaint"]["true_norm"] != diag.latent_scale(model, diag.task_records("inpaint", 5, 1), steps=1,
+                                                             task="v2a")["true_norm"]

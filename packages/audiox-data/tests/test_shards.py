@@ -9,7 +9,7 @@ import time
 import pytest
 
 from audiox.data.cli import main
-from audiox.data.shards import shard_keys, synth_shards
+from audiox.data.shards import list_shards, shard_keys, synth_shards
 from audiox.data.synth import SynthConfig
 
 ARGS = [
@@ -93,3 +93,19 @@ def test_stats_counts_and_plots(tmp_path, capsys):
     for name in ("genre", "instrument", "category"):
         assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["stats", str(tmp_path / "missing")]) == 2
+
+
+def test_list_shards_reads_folders_globs_and_brace_patterns(tmp_path):
+    for i in range(12):
+        (tmp_path / f"train-{i:06d}.tar").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not a shard")
+    every = [str(tmp_path / f"train-{i:06d}.tar") for i in range(12)]
+    assert list_shards(tmp_path) == every
+    assert list_shards(str(tmp_path / "*.tar")) == every
+    # the webdataset form the CLI help shows: ranges, lists, with globs inside; names that do not exist are left out
+    assert list_shards(str(tmp_path / "train-{000000..000003}.tar")) == every[:4]
+    assert list_shards(str(tmp_path / "train-{000010..000020}.tar")) == every[10:]
+    assert list_shards(str(tmp_path / "train-{000001,000005}.tar")) == [every[1], every[5]]
+    assert list_shards(str(tmp_path / "train-00000{1..2}.tar")) == every[1:3]
+    assert list_shards(str(tmp_path / "train-{00000?,000011}.tar")) == every[:10] + [every[11]]
+    assert list_shards([every[3], every[0]]) == [every[3], every[0]]  # an explicit list keeps its order

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from braceexpand import braceexpand
 from tqdm import tqdm
 
 from audiox.data.media import encode_flac, encode_mp4
@@ -148,11 +149,12 @@ def synth_shards(
 
 
 def list_shards(source: str | Path | Iterable[str]) -> list[str]:
-    """A directory (its ``*.tar``), a glob pattern, or a list of paths -> sorted shard paths."""
+    """A directory (its ``*.tar``), a glob and/or webdataset brace pattern (``data/train-{000000..000099}.tar``),
+    or a list of paths -> sorted shard paths (a brace pattern names files; those that do not exist are left out)."""
     if isinstance(source, str | Path) and Path(source).is_dir():
         return sorted(str(p) for p in Path(source).glob("*.tar"))
     if isinstance(source, str | Path):
-        return sorted(glob.glob(str(source)))
+        return sorted({p for pattern in braceexpand(str(source)) for p in glob.glob(pattern)})
     return [str(s) for s in source]
 
 
