@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from audiox.core import AudioXModel, ConditionInputs, get_config
@@ -94,6 +95,19 @@ def test_overrides_switch_a_saved_model(saved):
         AudioXModel.from_pretrained(path, overrides=["maf.num_queries=5"])
     with pytest.raises(ValueError, match="unknown config key"):
         AudioXModel.from_pretrained(path, overrides=["maf.no_such_switch=true"])
+    # a folder whose own config has the zero-initialised weights but whose file lost them is broken, switch or not
+    gt = AudioXModel(get_config("debug", ["maf.global_text=true"]))
+    gt.save_pretrained(path.parent / "gt")
+    weights = path.parent / "gt" / WEIGHTS_NAME
+    with safe_open(str(weights), framework="pt") as f:
+        meta = f.metadata()
+    every = load_file(weights)
+    kept = {k: v for k, v in every.items() if k in model.state_dict()}
+    assert 0 < len(kept) < len(every)  # the global_text weights are gone
+    save_file(kept, weights, metadata=meta)
+    for overrides in ([], ["maf.single_null=true"]):
+        with pytest.raises(ValueError, match="missing .* keys"):
+            AudioXModel.from_pretrained(path.parent / "gt", overrides=overrides)
 
 
 def test_newer_format_refused(saved):

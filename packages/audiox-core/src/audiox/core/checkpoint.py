@@ -208,13 +208,16 @@ def from_pretrained(
 
     folder = resolve_model_path(path)
     config = load_config(folder)
-    if overrides:
-        apply_overrides(config, list(overrides))
     if config.text.tokenizer == TOKENIZER_DIR:  # saved beside the weights
         tok_dir = folder / TOKENIZER_DIR
         if not tok_dir.is_dir():
             raise FileNotFoundError(f"{tok_dir} is missing: {CONFIG_NAME} names the tokenizer saved with the model")
         config.text.tokenizer = str(tok_dir.resolve())
+    saved_keys: set[str] | None = None
+    if overrides:  # the keys the folder must hold: its own config's model, built without memory (meta device)
+        with torch.device("meta"):
+            saved_keys = set(AudioXModel(_without_pretrained_paths(config)).state_dict())
+        apply_overrides(config, list(overrides))
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing: not an audiox model folder")
@@ -232,7 +235,8 @@ def from_pretrained(
         keys = set(f.keys()) - {k + SCALE_SUFFIX for k in scaled}
         missing = sorted(set(own) - keys)
         unexpected = sorted((keys - set(own)) | (scaled - keys))
-        added = [k for k in missing if overrides and not own[k].any()]  # zero-initialised parameters of a switch
+        # the parameters a switch adds: absent from the folder's own config's model, and zero-initialised
+        added = [k for k in missing if saved_keys is not None and k not in saved_keys and not own[k].any()]
         missing = [k for k in missing if k not in added]
         if missing or unexpected:
             raise ValueError(
