@@ -5,6 +5,7 @@
     uv run python scripts/diagnose.py retrieval MODEL [--n 12]      # can the model tell a clip's caption from others?
     uv run python scripts/diagnose.py latent-scale MODEL [--n 6] [--steps N] [--task all]  # generated latents at the data's scale?
     uv run python scripts/diagnose.py decoder-noise MODEL [--n 24]  # does the decoder invent events from near-misses?
+    uv run python scripts/diagnose.py teacher-view STUDENT --teacher TEACHER [--n 6]  # does the teacher keep their scale?
 
 ``conditioning``: the true latents of held-out category prompts, noised to time ``t`` (``z_t = t z1 + (1 - t) z0``).
 It prints, per ``t``, how much the velocity changes when each clip gets another prompt's caption or no condition at
@@ -23,6 +24,11 @@ summed over ``t``: how often the clip's own caption has the lowest error (chance
 ``latent-scale``: the mean per-frame norm of generated latents (the model's own sampler and default steps, or
 ``--steps``) against the true latents of the same prompts, and the level of the clip's last 0.1 s. ``--task``
 picks the suite's held-out prompts of one task (t2a, v2a, t2m, inpaint) or ``all`` of them, one row each.
+
+``teacher-view``: MODEL's samples of held-out T2A prompts (and their true latents) noised to ``tau`` and denoised
+by TEACHER with the caption, with CFG ``--guidance`` and with none: the frame norm of the teacher's clean estimate
+over the sample's. Near 1 at every ``tau``: the teacher takes the samples' scale as plausible, so distribution
+matching against it does not pull a too-loud student back.
 
 ``decoder-noise``: the true latents plus Gaussian noise (a fraction of their standard deviation), decoded and judged
 by the offline T2A-bench judge: Cat/Cnt/Ord/TS-acc and the detected events per clip beyond the truth's.
@@ -185,6 +191,30 @@ def latent_scale(model: AudioXModel, records: list[dict], steps: int | None = No
 
 
 @torch.no_grad()
+def teacher_view(teacher: AudioXModel, samples: torch.Tensor, records: list[dict], guidance: float = 6.0,
+                 seed: int = 1) -> list[dict]:
+    """How the teacher denoises given clean latents ``samples`` (N, C, T) of the T2A ``records``: each is noised to
+    ``tau`` and the teacher's clean estimate ``z_tau - tau v`` (with the caption, with CFG ``guidance``, with no
+    condition) is compared with it: the ratio of frame norms, 1 = the teacher keeps the sample's scale. This is
+    the pull that the DM loss exerts on a student's samples (Eq. 6-10 use the CFG velocity)."""
+    texts = [r["prompt"] for r in records]
+    feats = teacher.encode_modalities(ConditionInputs(text=texts, task=["t2a"] * len(texts)))
+    cond = teacher.fuse(feats)
+    ucond = teacher.fuse(feats, torch.ones(len(texts), 3, dtype=torch.bool))
+    norm = lambda z: float(z.norm(dim=1).mean())  # noqa: E731
+    rows = []
+    for tau in TIMES[::-1]:
+        eps = torch.randn(samples.shape, generator=torch.Generator().manual_seed(seed))
+        z = tau * eps + (1 - tau) * samples
+        t = torch.full((len(texts),), tau)
+        v_c, v_u = teacher(z, t, cond), teacher(z, t, ucond)
+        v_g = v_u + guidance * (v_c - v_u)
+        rows.append({"t": tau, **{k: norm(z - tau * v) / norm(samples) for k, v in (("cond", v_c), ("cfg", v_g),
+                                                                                   ("uncond", v_u))}})
+    return rows
+
+
+@torch.no_grad()
 def decoder_noise(model: AudioXModel, records: list[dict], sigmas=(0.0, 0.05, 0.1, 0.2), seed: int = 0) -> list[dict]:
     ae, judge = model.autoencoder, OfflineJudge().judge
     z = true_latents(model, records)
@@ -204,13 +234,15 @@ def decoder_noise(model: AudioXModel, records: list[dict], sigmas=(0.0, 0.05, 0.
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["conditioning", "text", "retrieval", "latent-scale", "decoder-noise"])
+    ap.add_argument("what", choices=["conditioning", "text", "retrieval", "latent-scale", "decoder-noise", "teacher-view"])
     ap.add_argument("model", help="model folder (config.json + model.safetensors)")
     ap.add_argument("--n", type=int, default=None, help="held-out prompts (default: 6 / 24)")
     ap.add_argument("--seed", type=int, default=1234, help="held-out prompt seed (the suite's)")
     ap.add_argument("--steps", type=int, default=None, help="latent-scale: sampling steps (default: the model's)")
     ap.add_argument("--task", default="t2a", choices=[*LATENT_TASKS, "all"],
                     help="latent-scale: the prompts (the suite's held-out ones of that task; default t2a)")
+    ap.add_argument("--teacher", default=None, help="teacher-view: the teacher that judges MODEL's samples")
+    ap.add_argument("--guidance", type=float, default=6.0, help="teacher-view: the teacher's CFG scale (the DM loss's)")
     args = ap.parse_args(argv)
     model = AudioXModel.from_pretrained(args.model).eval()
     if args.what == "conditioning":
@@ -242,6 +274,21 @@ def main(argv: list[str] | None = None) -> int:
             r = latent_scale(model, task_records(task, args.seed, args.n or 6), args.steps, task=task)
             print(f"| {task} | {r['sampler']} | {r['steps']} | {r['gen_norm']:.2f} | {r['true_norm']:.2f} "
                   f"| {r['gen_norm'] / r['true_norm']:.2f} | {r['end_db']:.1f} |", flush=True)
+    elif args.what == "teacher-view":
+        from audiox.infer import AudioXPipeline
+
+        if args.teacher is None:
+            ap.error("teacher-view needs --teacher TEACHER (the model whose denoiser judges MODEL's samples)")
+        teacher = AudioXModel.from_pretrained(args.teacher).eval()
+        recs = make_t2a_bench(args.seed, args.n or 6)
+        with torch.no_grad():
+            gen = AudioXPipeline(model)([r["prompt"] for r in recs], steps=args.steps, seed=0).latents.float()
+        print(f"| samples | frame norm | tau | teacher's clean estimate / sample: caption | CFG {args.guidance:g} "
+              "| no condition |\n|---|---|---|---|---|---|")
+        for name, z in (("MODEL", gen), ("truth", true_latents(teacher, recs))):
+            for r in teacher_view(teacher, z, recs, args.guidance):
+                print(f"| {name} | {float(z.norm(dim=1).mean()):.2f} | {r['t']} | {r['cond']:.2f} | {r['cfg']:.2f} "
+                      f"| {r['uncond']:.2f} |", flush=True)
     else:
         recs = make_t2a_bench(args.seed, args.n or 24)
         print("| noise (x latent std) | Cat-acc | Cnt-acc | Ord-acc | TS-acc | extra events per clip |\n"

@@ -83,3 +83,27 @@ def test_latent_scale_runs_every_task(recipe_tool):
     # inpainting is measured over the filled span alone, whose truth differs from the whole clip's
     assert rows["inpaint"]["true_norm"] != diag.latent_scale(model, diag.task_records("inpaint", 5, 1), steps=1,
                                                              task="v2a")["true_norm"]
+
+
+def test_teacher_view_of_clean_latents(recipe_tool):
+    diag = recipe_tool("scripts/diagnose")
+    model = _model()
+    recs = make_t2a_bench(5, 2)
+    z = torch.randn(2, model.config.autoencoder.latent_dim, model.config.latent_length)
+    rows = diag.teacher_view(model, z, recs, guidance=1.0)
+    assert [r["t"] for r in rows] == list(diag.TIMES[::-1])
+    assert all(math.isfinite(r[k]) and r[k] > 0 for r in rows for k in ("cond", "cfg", "uncond"))
+    assert all(r["cfg"] == r["cond"] for r in rows)  # CFG 1 is the conditional velocity
+    # a teacher with v = z1 - z0 exactly (it knows z0) returns the sample itself: ratio 1
+    class Oracle(torch.nn.Module):
+        def encode_modalities(self, inputs):
+            return model.encode_modalities(inputs)
+
+        def fuse(self, feats, drop=None):
+            return model.fuse(feats, drop)
+
+        def forward(self, z_t, t, cond):
+            tb = t.view(-1, 1, 1)
+            return (z_t - z) / tb  # z_t = t eps + (1 - t) z  ->  z_t - t v = z
+    for r in diag.teacher_view(Oracle(), z, recs, guidance=6.0):
+        assert all(math.isclose(r[k], 1.0, rel_tol=1e-4) for k in ("cond", "cfg", "uncond")), r
