@@ -1,5 +1,7 @@
 """The distillation loop on the toy velocity model (same code path as AudioXModel): invariants and resume."""
 
+import math
+
 import pytest
 import torch
 
@@ -78,14 +80,22 @@ def test_student_gradient_only_from_step_k_and_dm_gan_terms(tmp_path):
     assert logs_dm["student/dm"] == pytest.approx(logs["student/dm"], rel=1e-6)
     assert loss.item() == pytest.approx(logs["student/dm"] + logs["student/adv"], rel=1e-5)
     assert any(not torch.allclose(a, b) for a, b in zip(g_total, g_dm))  # the GAN term contributes
-    # the logged scale ratio is rms(z0_hat) / rms(z0) of that step's clean estimate (the same draws again)
+    # the logged scale ratio: each sample's rms(z0_hat_i) / rms(z0_i) of that step's clean estimate, geometric mean
+    # over the batch (the same draws again)
     from audiox.distill.dmd import student_sample
+    from audiox.distill.trainer import scale_ratio
 
     tr.gen.set_state(state)
     with torch.no_grad():
         z0_hat = student_sample(tr.student, tr.student.fuse(feats), tr._noise(z0), tr.grid, 3, tr.gen).z0_hat
-    ratio = float(z0_hat.pow(2).mean().sqrt() / z0.pow(2).mean().sqrt())
-    assert logs["student/rms_ratio"] == pytest.approx(ratio, rel=1e-5) and logs_dm["student/rms_ratio"] == pytest.approx(ratio, rel=1e-5)
+    per = [float(a.pow(2).mean().sqrt() / b.pow(2).mean().sqrt()) for a, b in zip(z0_hat, z0)]
+    ratio = math.exp(sum(math.log(r) for r in per) / len(per))
+    assert logs["student/scale_ratio"] == pytest.approx(ratio, rel=1e-5)
+    assert logs_dm["student/scale_ratio"] == pytest.approx(ratio, rel=1e-5)
+    # a geometric mean over samples: doubling one of B samples moves the ratio by 2 ** (1 / B), whatever its size
+    loud = z0.clone()
+    loud[0] *= 2
+    assert scale_ratio(loud, z0) == pytest.approx(2 ** (1 / len(z0)), rel=1e-5) and scale_ratio(z0, z0) == pytest.approx(1.0)
 
 
 def test_update_ratios(tmp_path):
