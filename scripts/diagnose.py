@@ -44,9 +44,11 @@ import torch
 
 from audiox.bench.judges.offline import OfflineJudge
 from audiox.bench.judges.rules import aggregate
+from audiox.bench.suite import inpaint_span
 from audiox.core import AudioXModel
 from audiox.core.types import ConditionInputs
 from audiox.data.synth.prompts import clip_for_prompt, make_t2a_bench
+from audiox.distill.dmd import null_drop
 
 TIMES = (0.9, 0.7, 0.5, 0.3, 0.1)
 
@@ -152,14 +154,8 @@ def _generate(pipe, task: str, record: dict, steps: int | None, seed: int):
     if task == "v2a":
         video = torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float() / 255.0  # (F, 3, H, W) in [0, 1]
         return pipe(video=video, task="v2a", steps=steps, seed=seed)
-    return pipe(audio=torch.from_numpy(clip.audio)[None], inpaint_spans=[_span(record)], task="inpaint", steps=steps,
-                seed=seed)
-
-
-def _span(record: dict, duration: float = 10.0) -> tuple[float, float]:
-    """The suite's inpainting span: the first event +- 0.25 s, inside the clip."""
-    ev = min(record["spec"]["events"], key=lambda e: e["onset"])
-    return max(0.0, ev["onset"] - 0.25), min(duration, ev["offset"] + 0.25)
+    span = inpaint_span(record, float(pipe.config.duration))
+    return pipe(audio=torch.from_numpy(clip.audio)[None], inpaint_spans=[span], task="inpaint", steps=steps, seed=seed)
 
 
 @torch.no_grad()
@@ -173,16 +169,15 @@ def latent_scale(model: AudioXModel, records: list[dict], steps: int | None = No
         outs = [pipe([r["prompt"] for r in records], steps=steps, seed=seed)]
     else:
         outs = [_generate(pipe, task, r, steps, seed + i) for i, r in enumerate(records)]
-    gen = torch.cat([o.latents.float() for o in outs])  # (N, C, T)
-    true = true_latents(model, records)
+    gen = torch.cat([o.latents.float() for o in outs]).norm(dim=1)  # (N, T) frame norms
+    true = true_latents(model, records).norm(dim=1)  # (N, T)
     if task == "inpaint":  # only the frames of the filled span (the rest is the given audio's)
-        dur = float(pipe.config.duration)
-        keep = torch.zeros(gen.shape[0], gen.shape[-1], dtype=torch.bool)
+        dur, keep = float(pipe.config.duration), torch.zeros_like(gen, dtype=torch.bool)
         for i, r in enumerate(records):
-            a, b = _span(r)
+            a, b = inpaint_span(r, dur)
             keep[i, int(a / dur * gen.shape[-1]): math.ceil(b / dur * gen.shape[-1])] = True
-        gen, true = gen.transpose(1, 2)[keep][..., None], true.transpose(1, 2)[keep][..., None]  # (frames, C, 1)
-    gen_norm, true_norm = float(gen.norm(dim=1).mean()), float(true.norm(dim=1).mean())
+        gen, true = gen[keep], true[keep]
+    gen_norm, true_norm = float(gen.mean()), float(true.mean())
     audio = torch.cat([o.audio.float().reshape(-1, o.audio.shape[-1]) for o in outs])
     tail = audio[..., -round(0.1 * outs[0].sample_rate):]
     db = 20 * torch.log10(tail.pow(2).mean(-1).sqrt().clamp_min(1e-6))
@@ -200,7 +195,7 @@ def teacher_view(teacher: AudioXModel, samples: torch.Tensor, records: list[dict
     texts = [r["prompt"] for r in records]
     feats = teacher.encode_modalities(ConditionInputs(text=texts, task=["t2a"] * len(texts)))
     cond = teacher.fuse(feats)
-    ucond = teacher.fuse(feats, torch.ones(len(texts), 3, dtype=torch.bool))
+    ucond = teacher.fuse(feats, null_drop(len(texts), "cpu"))
     norm = lambda z: float(z.norm(dim=1).mean())  # noqa: E731
     rows = []
     for tau in TIMES[::-1]:

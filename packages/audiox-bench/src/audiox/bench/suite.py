@@ -45,7 +45,7 @@ from audiox.bench.judges.av_music import T2MJudge, V2AJudge
 from audiox.bench.judges.offline import OfflineJudge
 from audiox.bench.judges.rules import aggregate, prompt_following
 
-__all__ = ["SuiteSetting", "parse_suite_setting", "log_mel_l1", "run_suite", "suite_markdown", "suite_plots"]
+__all__ = ["SuiteSetting", "parse_suite_setting", "log_mel_l1", "inpaint_span", "run_suite", "suite_markdown", "suite_plots"]
 
 _SETTING = re.compile(r"^(?:(?P<label>[^=]+)=)?(?P<model>[^@=]+)@(?P<sampler>[a-z]+)(?::(?P<steps>\d*))?(?::(?P<cfg>[-+0-9.eE]*))?$")
 
@@ -96,6 +96,12 @@ def log_mel_l1(a: np.ndarray, b: np.ndarray, sample_rate: int, n_mels: int = 64,
     if total <= 0:
         return float(diff.mean())  # a silent reference: every bin counts alike
     return float((diff.double() * w).sum() / total)
+
+
+def inpaint_span(record: dict, duration: float) -> tuple[float, float]:
+    """The span the suite masks and asks to regenerate: the record's first event +- 0.25 s, inside the clip."""
+    ev = min(record["spec"]["events"], key=lambda e: e["onset"])
+    return max(0.0, ev["onset"] - 0.25), min(duration, ev["offset"] + 0.25)
 
 
 def _balanced(records: list[dict], n: int) -> list[dict]:
@@ -175,9 +181,7 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
         inpaint_cases = []
         for r in inp:
             wav, _ = render_audio(spec_from_dict(r["spec"]), audio_cfg)
-            ev = sorted(r["spec"]["events"], key=lambda e: e["onset"])[0]
-            a, b = max(0.0, ev["onset"] - 0.25), min(cfg.duration, ev["offset"] + 0.25)
-            inpaint_cases.append((r, wav, (a, b)))
+            inpaint_cases.append((r, wav, inpaint_span(r, cfg.duration)))
         completions = [(r, *render_audio(spec_from_dict(r["spec"]), audio_cfg)) for r in comp]
 
         if references:  # the judges on the truth, and on the truth through the first model's autoencoder
