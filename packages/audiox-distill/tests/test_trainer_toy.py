@@ -136,3 +136,29 @@ def test_resume_is_exact(tmp_path):
         assert torch.equal(a, b)
     for k in full.ema.shadow:
         assert torch.equal(full.ema.shadow[k], resumed.ema.shadow[k])
+
+
+def test_adv_dm_grad_balance_is_the_ratio_of_the_two_terms_gradients(tmp_path):
+    from audiox.distill.trainer import grad_balance
+
+    x = torch.randn(4, 3, requires_grad=True)
+    y = x * 2.0
+    # d(3 sum y)/dx = 6, d(0.5 sum y^2)/dx = 4x: ratio ||6|| / ||4x||, and the graph survives for the real backward
+    assert grad_balance(3 * y.sum(), 0.5 * y.pow(2).sum(), x) == pytest.approx(
+        6 * math.sqrt(x.numel()) / float((4 * x).norm()), rel=1e-5)
+    (3 * y.sum()).backward()
+    assert torch.allclose(x.grad, torch.full_like(x, 6.0))
+    # in the student's loss: linear in lambda_adv for the same draws, absent without the GAN term
+    tr = _trainer(tmp_path)
+    feats, z0 = tr.prepare(tr.source.next_batch())
+    state = tr.gen.get_state()
+    _, logs1 = tr.student_loss(feats, z0, k=2)
+    tr.gen.set_state(state)
+    tr.cfg.gan.weight = 2.5
+    loss, logs2 = tr.student_loss(feats, z0, k=2)
+    loss.backward()  # the logging kept the graph
+    assert logs1["student/adv_dm_grad"] > 0
+    assert logs2["student/adv_dm_grad"] == pytest.approx(2.5 * logs1["student/adv_dm_grad"], rel=1e-4)
+    tr.gen.set_state(state)
+    tr.cfg.gan.weight = 0.0
+    assert "student/adv_dm_grad" not in tr.student_loss(feats, z0, k=2)[1]

@@ -109,6 +109,15 @@ def scale_ratio(z0_hat: Tensor, z0: Tensor) -> float:
     return float((rms(z0_hat) / rms(z0)).log().mean().exp())
 
 
+def grad_balance(loss_a: Tensor, loss_b: Tensor, x: Tensor) -> float:
+    """``||d loss_a / d x|| / ||d loss_b / d x||`` (the graph is kept for the real backward). Logged as
+    ``student/adv_dm_grad`` with ``x`` the student's clean estimate: how strongly the weighted adversarial term
+    (Eq. 14) pushes it against the distribution-matching term (Eq. 10); 1 = balanced."""
+    (g_a,) = torch.autograd.grad(loss_a, x, retain_graph=True)
+    (g_b,) = torch.autograd.grad(loss_b, x, retain_graph=True)
+    return float(g_a.float().norm() / g_b.float().norm().clamp_min(1e-20))
+
+
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> Tensor:
     return (lo + (hi - lo) * torch.rand(n, generator=g)).to(device)
 
@@ -235,6 +244,8 @@ class DistillTrainer:
                     p.requires_grad_(True)
             loss = loss + cfg.gan.weight * loss_adv
             logs["student/adv"] = float(loss_adv.detach())
+            if z0_hat.requires_grad:  # Eq. 15's balance where the two terms meet: the student's clean estimate
+                logs["student/adv_dm_grad"] = grad_balance(cfg.gan.weight * loss_adv, loss_dm, z0_hat)
         logs["student/loss"] = float(loss.detach())
         return loss, logs
 
