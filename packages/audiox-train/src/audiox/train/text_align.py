@@ -87,7 +87,8 @@ class ClipPairs:
 
 def load_pairs(shards: str | Path, tag: str, length: int) -> ClipPairs:
     """Every captioned clip of the shards under ``shards`` with its cached latents (``audiox-train encode-latents``
-    with the same model: ``tag``). Clips without captions or latents are skipped."""
+    with the same model: ``tag``). Every shard needs its latents sidecar (a brace pattern such as
+    ``data/synth-{000000..000027}.tar`` picks a cached subset); clips without captions or latents are skipped."""
     from audiox.data.latents import load_sidecar
     from audiox.data.shards import list_shards
     from audiox.data.tokenizer import annotation_captions
