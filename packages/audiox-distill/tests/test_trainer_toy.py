@@ -162,3 +162,8 @@ def test_adv_dm_grad_balance_is_the_ratio_of_the_two_terms_gradients(tmp_path):
     tr.gen.set_state(state)
     tr.cfg.gan.weight = 0.0
     assert "student/adv_dm_grad" not in tr.student_loss(feats, z0, k=2)[1]
+    # the training loop measures it only on the updates that fit() logs (an extra backward through D's blocks)
+    tr.cfg.gan.weight = 1.0
+    tr.cfg.log.every = 2
+    assert "student/adv_dm_grad" not in tr.train_step()  # update 1 of every 2: not logged
+    assert tr.train_step()["student/adv_dm_grad"] > 0  # update 2: logged

@@ -210,8 +210,10 @@ class DistillTrainer:
         self.fake_steps += 1
         return logs
 
-    def student_loss(self, feats: Any, z0_real: Tensor, k: int) -> tuple[Tensor, dict[str, float]]:
-        """Eq. 15 for one batch at step ``k``: DM loss (Eq. 6-10) + lambda_adv * generator hinge (Eq. 14)."""
+    def student_loss(self, feats: Any, z0_real: Tensor, k: int, *,
+                     diagnostics: bool = True) -> tuple[Tensor, dict[str, float]]:
+        """Eq. 15 for one batch at step ``k``: DM loss (Eq. 6-10) + lambda_adv * generator hinge (Eq. 14).
+        ``diagnostics=False`` skips ``student/adv_dm_grad`` (an extra backward through the discriminator's blocks)."""
         cfg = self.cfg
         b = z0_real.shape[0]
         sample = student_sample(self.student, self.student.fuse(feats), self._noise(z0_real), self.grid, k, self.gen)
@@ -244,7 +246,7 @@ class DistillTrainer:
                     p.requires_grad_(True)
             loss = loss + cfg.gan.weight * loss_adv
             logs["student/adv"] = float(loss_adv.detach())
-            if z0_hat.requires_grad:  # Eq. 15's balance where the two terms meet: the student's clean estimate
+            if diagnostics and z0_hat.requires_grad:  # Eq. 15's balance where the two terms meet: the student's clean estimate
                 logs["student/adv_dm_grad"] = grad_balance(cfg.gan.weight * loss_adv, loss_dm, z0_hat)
         logs["student/loss"] = float(loss.detach())
         return loss, logs
@@ -257,7 +259,8 @@ class DistillTrainer:
         logs: dict[str, float] = {}
         for _ in range(n_fake):
             logs.update(self.fake_update(feats, z0_real))
-        loss, slogs = self.student_loss(feats, z0_real, self.draw_k())
+        logged = (self.step + 1) % self.cfg.log.every == 0  # fit() logs this update
+        loss, slogs = self.student_loss(feats, z0_real, self.draw_k(), diagnostics=logged)
         logs.update(slogs)
         self.student_engine.backward(loss)
         self.student_engine.step()
