@@ -4,6 +4,7 @@ import torch
 
 from audiox.core import flow
 from audiox.distill.dmd import (
+    match_rms,
     cfg_velocity, d_hinge_loss, dm_loss_eq10, dmd_loss, fake_flow_loss, g_hinge_loss, sample_step_index, student_sample,
 )
 from audiox.distill.toy import ToyVelocity
@@ -128,3 +129,26 @@ def test_step_index_distribution():
     probs = torch.tensor([0.0, 0.5, 0.0, 0.5], dtype=torch.float64)
     ks = [sample_step_index(probs, g) for _ in range(400)]
     assert set(ks) == {1, 3} and 150 < ks.count(1) < 250
+
+
+def test_match_rms_sets_the_reference_scale_and_sends_no_gradient_along_the_sample():
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(5, 4, 7, generator=g, dtype=torch.float64) * torch.tensor([0.1, 1, 3, 10, 0.5]).view(5, 1, 1))
+    x.requires_grad_(True)
+    ref = torch.randn(5, 4, 7, generator=g, dtype=torch.float64) * 2.0
+    y = match_rms(x, ref)
+    rms = lambda a: a.flatten(1).pow(2).mean(1).sqrt()  # noqa: E731
+    assert torch.allclose(rms(y), rms(ref))
+    assert torch.allclose(y / rms(y).view(-1, 1, 1), x / rms(x).view(-1, 1, 1))  # same shape, new scale
+    # any loss of the output: the gradient at x is orthogonal to x (sample by sample), and it equals
+    # gain * (I - x x^T / |x|^2) dL/dy, the paper-free closed form
+    w = torch.randn(5, 4, 7, generator=g, dtype=torch.float64)
+    loss = (w * y).sum() + y.pow(3).sum()  # the cube term alone would ask for a larger x
+    (gx,) = torch.autograd.grad(loss, x)
+    assert torch.allclose((gx * x).flatten(1).sum(1), torch.zeros(5, dtype=torch.float64), atol=1e-10)
+    dy = (w + 3 * y.pow(2)).detach().flatten(1)
+    xf = x.detach().flatten(1)
+    gain = (rms(ref) / rms(x.detach())).view(-1, 1)
+    expect = gain * (dy - xf * (dy * xf).sum(1, keepdim=True) / xf.pow(2).sum(1, keepdim=True))
+    assert torch.allclose(gx.flatten(1), expect)
+    assert not ref.requires_grad and match_rms(x, ref.requires_grad_(True)).grad_fn is not None

@@ -167,3 +167,42 @@ def test_adv_dm_grad_balance_is_the_ratio_of_the_two_terms_gradients(tmp_path):
     tr.cfg.log.every = 2
     assert "student/adv_dm_grad" not in tr.train_step()  # update 1 of every 2: not logged
     assert tr.train_step()["student/adv_dm_grad"] > 0  # update 2: logged
+
+
+def test_match_rms_hides_the_scale_from_the_discriminator(tmp_path, monkeypatch):
+    import audiox.distill.trainer as trainer_mod
+    from audiox.distill.dmd import match_rms
+
+    seen = []
+
+    def spy(x, ref):
+        alias = x.view_as(x)  # a node of its own: the hook sees only the gradient that comes through match_rms
+        if alias.requires_grad:
+            alias.register_hook(lambda g: seen.append(("grad", x.detach().clone(), g.detach().clone())))
+        out = match_rms(alias, ref)
+        seen.append(("call", out.detach().clone(), ref.detach().clone()))
+        return out
+
+    monkeypatch.setattr(trainer_mod, "match_rms", spy)
+    tr = _trainer(tmp_path, "gan.match_rms=true")
+    feats, z0 = tr.prepare(tr.source.next_batch())
+    tr.fake_update(feats, z0)  # the head's update sees rms-matched student samples
+    loss, _ = tr.student_loss(feats, z0, k=1, diagnostics=False)  # (grad_balance would fire the hook too)
+    loss.backward()
+    calls = [s for s in seen if s[0] == "call"]
+    grads = [s for s in seen if s[0] == "grad"]
+    assert len(calls) == 2 and len(grads) == 1
+    rms = lambda a: a.flatten(1).pow(2).mean(1).sqrt()  # noqa: E731
+    for _, out, ref in calls:
+        assert torch.allclose(rms(out), rms(z0), rtol=1e-5)
+    _, x, g = grads[0]
+    assert float(g.norm()) > 0  # Eq. 14 still steers the sample ...
+    cos = (g * x).flatten(1).sum(1) / (g.flatten(1).norm(dim=1) * x.flatten(1).norm(dim=1))
+    assert cos.abs().max() < 1e-4  # ... but not along it: the adversarial term cannot change its scale
+    # off (the paper): never called
+    seen.clear()
+    tr2 = _trainer(tmp_path / "off")
+    feats, z0 = tr2.prepare(tr2.source.next_batch())
+    tr2.fake_update(feats, z0)
+    tr2.student_loss(feats, z0, k=1)
+    assert not seen

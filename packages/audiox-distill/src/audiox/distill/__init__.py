@@ -23,6 +23,7 @@ from audiox.distill.dmd import (
     dmd_loss,
     fake_flow_loss,
     g_hinge_loss,
+    match_rms,
     student_sample,
 )
 from audiox.distill.trainer import DistillTrainer, audiox_prepare
@@ -30,5 +31,5 @@ from audiox.distill.trainer import DistillTrainer, audiox_prepare
 __all__ = [
     "DistillConfig", "DMDConfig", "GANConfig", "DISTILL_PRESETS", "get_distill_config", "DistillTrainer",
     "audiox_prepare", "DiffusionDiscriminator", "cfg_velocity", "dmd_loss", "dm_loss_eq10", "fake_flow_loss",
-    "d_hinge_loss", "g_hinge_loss", "student_sample",
+    "d_hinge_loss", "g_hinge_loss", "match_rms", "student_sample",
 ]

@@ -68,6 +68,11 @@ class GANConfig:
     head_hidden: int = 256
     t_max: float = 0.2  # t_d ~ U(0, t_max)
     weight: float = 1.0  # lambda_adv (Eq. 15)
+    # rescale each student latent to the rms of the real latent of its own condition before the discriminator sees it
+    # (both in its update and in the generator's): the head cannot tell real from fake by loudness, and Eq. 14's
+    # gradient at the student's clean estimate has no component along it (it cannot change the sample's scale),
+    # which is left to the DM term. Off = the paper (Sec. V-B); see docs/distillation.md for why it exists.
+    match_rms: bool = False
 
     def __post_init__(self) -> None:
         _check(self.num_blocks >= 1, f"gan.num_blocks must be >= 1, got {self.num_blocks}")

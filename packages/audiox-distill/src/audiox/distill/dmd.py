@@ -30,6 +30,7 @@ __all__ = [
     "dmd_loss",
     "dm_loss_eq10",
     "fake_flow_loss",
+    "match_rms",
     "d_hinge_loss",
     "g_hinge_loss",
     "DiffusionDiscriminator",
@@ -162,6 +163,18 @@ def fake_flow_loss(fake: VelocityModel, z0_hat: Tensor, cond: Any, tau: Tensor, 
     x = z0_hat.detach()
     z_tau = flow.interpolate(x, z1, tau)
     return (fake(z_tau, tau, cond) - flow.velocity_target(x, z1)).pow(2).mean()
+
+
+def match_rms(x: Tensor, ref: Tensor, eps: float = 1e-8) -> Tensor:
+    """``x_i * rms(ref_i) / rms(x_i)`` per sample (rms over every non-batch dim; ``ref`` carries no graph).
+
+    Differentiable in ``x``: its Jacobian is ``rms(ref_i) / rms(x_i)`` times the projection orthogonal to ``x_i``, so
+    a loss of the output sends no gradient along ``x_i`` itself (it can steer the sample's shape, not its scale).
+    """
+    acc = torch.promote_types(x.dtype, torch.float32)  # at least float32 for the sums (bf16 latents)
+    rms = lambda y: y.flatten(1).to(acc).pow(2).mean(1).sqrt().clamp_min(eps)  # noqa: E731  (B,)
+    gain = rms(ref.detach()) / rms(x)  # (B,)
+    return x * gain.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
 
 
 def d_hinge_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:

@@ -42,6 +42,7 @@ from audiox.distill.dmd import (
     dmd_loss,
     fake_flow_loss,
     g_hinge_loss,
+    match_rms,
     null_drop,
     sample_step_index,
     student_sample,
@@ -199,7 +200,8 @@ class DistillTrainer:
         if self.disc is not None:
             t_d = _uniform(b, 0.0, self.cfg.gan.t_max, self.gen, self.device)
             z_td = flow.interpolate(z0_real, self._noise(z0_real), t_d)
-            zhat_td = flow.interpolate(x, self._noise(x), t_d)
+            xd = match_rms(x, z0_real) if self.cfg.gan.match_rms else x
+            zhat_td = flow.interpolate(xd, self._noise(xd), t_d)
             with torch.no_grad():
                 tcond = self.teacher.fuse(feats)
             _zero_grads(self.disc_engine)  # drop what the student's generator loss left on the head
@@ -233,7 +235,8 @@ class DistillTrainer:
                 "student/scale_ratio": scale_ratio(z0_hat.detach(), z0_real)}
         if self.disc is not None and cfg.gan.weight > 0:
             t_d = _uniform(b, 0.0, cfg.gan.t_max, self.gen, self.device)
-            zhat_td = flow.interpolate(z0_hat, self._noise(z0_hat), t_d)
+            zd = match_rms(z0_hat, z0_real) if cfg.gan.match_rms else z0_hat
+            zhat_td = flow.interpolate(zd, self._noise(zd), t_d)
             # Eq. 14 updates the generator only: the head is a constant here (no gradient reaches its weights,
             # so under ZeRO its gradient hooks fire once, in its own update, never from the student's backward)
             head = [p for p in self.disc.parameters() if p.requires_grad]
