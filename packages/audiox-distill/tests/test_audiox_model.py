@@ -119,3 +119,36 @@ def test_continue_from_an_exported_student(teacher_dir, tmp_path):
     other.dit.depth = 1
     with pytest.raises(ValueError, match="architecture"):
         DistillTrainer(cfg, teacher, FixedBatchSource(synthetic_batch(teacher.config, 2)), student=AudioXModel(other))
+
+
+def test_per_frame_discriminator_head_scores_each_latent_frame(teacher_dir, tmp_path):
+    from audiox.distill.dmd import DiffusionDiscriminator, d_hinge_loss
+    from audiox.distill.trainer import audiox_prepare, hidden_width
+
+    teacher = AudioXModel.from_pretrained(teacher_dir).eval().requires_grad_(False)
+    torch.manual_seed(1)
+    pool = DiffusionDiscriminator(teacher, 2, hidden_width(teacher), hidden=16)
+    frame = DiffusionDiscriminator(teacher, 2, hidden_width(teacher), hidden=16, per_frame=True)
+    frame.load_state_dict(pool.state_dict())  # the same weights serve both heads
+    batch = synthetic_batch(teacher.config, 2, with_video=False)
+    feats, z0 = audiox_prepare(teacher, torch.device("cpu"))(batch)
+    cond = teacher.fuse(feats)
+    t = torch.full((2,), 0.1)
+    hs = teacher.forward_features(z0, t, cond, num_blocks=2)  # 2 x (B, T, D)
+    by_hand = torch.cat(hs, -1)  # (B, T, 2D): block 0's states, then block 1's, per frame
+    logits = frame(z0, t, cond)
+    assert logits.shape == (2, z0.shape[-1])  # one logit per latent frame
+    torch.testing.assert_close(logits, frame.head(by_hand).squeeze(-1))
+    torch.testing.assert_close(pool(z0, t, cond), pool.head(by_hand.mean(1)).squeeze(-1))
+    # the hinge averages frames: a frame-wise real/fake split costs what its share of frames says
+    real, fake = torch.ones(2, 4) * 2.0, torch.tensor([[-2.0, -2.0, 0.0, 0.0]] * 2)
+    assert float(d_hinge_loss(real, fake)) == pytest.approx(0.5)
+    # and the distiller trains with it
+    cfg = get_distill_config("debug", ["device=cpu", f"checkpoint.dir={tmp_path / 'run'}", "max_steps=1",
+                                       "data.batch_size=2", "gan.head=frame", "gan.match_rms=true"])
+    tr = DistillTrainer(cfg, teacher, FixedBatchSource(batch))
+    assert tr.disc.per_frame
+    hist = tr.fit()
+    assert all(torch.isfinite(torch.tensor(v)) for v in hist[-1].values())
+    with pytest.raises(ValueError, match="gan.head"):
+        get_distill_config("debug", ["gan.head=patch"])

@@ -73,10 +73,15 @@ class GANConfig:
     # gradient at the student's clean estimate has no component along it (it cannot change the sample's scale),
     # which is left to the DM term. Off = the paper (Sec. V-B); see docs/distillation.md for why it exists.
     match_rms: bool = False
+    # what the head scores: "pool" (the hidden states mean-pooled over the latent's frames, one logit per clip) or
+    # "frame" (one logit per latent frame, the hinge losses averaged over frames: the head sees where in the clip
+    # the sound is, e.g. a texture filling a real clip's silences). Same weights either way; see docs/distillation.md.
+    head: str = "pool"
 
     def __post_init__(self) -> None:
         _check(self.num_blocks >= 1, f"gan.num_blocks must be >= 1, got {self.num_blocks}")
         _check(0.0 < self.t_max <= 1.0, f"gan.t_max must be in (0, 1], got {self.t_max}")
+        _check(self.head in ("pool", "frame"), f"gan.head must be 'pool' or 'frame', got {self.head!r}")
 
 
 @dataclass

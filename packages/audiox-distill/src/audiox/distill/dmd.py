@@ -193,16 +193,23 @@ class DiffusionDiscriminator(nn.Module):
     The backbone is the teacher itself (``forward_features``), which stays frozen (``requires_grad=False``)
     and is not a sub-module here (so it is never in this module's parameters or optimiser). Each block's hidden
     states (B, T', D) are mean-pooled over tokens, concatenated over the L blocks and mapped to one logit by
-    two linear layers. Gradients flow through the frozen backbone to the input latent (the generator's path).
+    two linear layers (``per_frame``: the same head on each token's concatenated states, one logit per token). Gradients flow through the frozen backbone to the input latent (the generator's path).
     """
 
-    def __init__(self, backbone: VelocityModel, num_blocks: int, width: int, hidden: int = 256) -> None:
+    def __init__(self, backbone: VelocityModel, num_blocks: int, width: int, hidden: int = 256,
+                 per_frame: bool = False) -> None:
         super().__init__()
         self.__dict__["backbone"] = backbone  # plain attribute: not registered, not trained, not checkpointed here
         self.num_blocks = num_blocks
+        self.per_frame = per_frame
         self.head = nn.Sequential(nn.Linear(num_blocks * width, hidden), nn.SiLU(), nn.Linear(hidden, 1))
 
     def forward(self, z_td: Tensor, t_d: Tensor, cond: Any) -> Tensor:
+        """Logits (B,), or (B, T') with ``per_frame`` (one per token of the latent; the hinge losses average them)."""
         hs = self.backbone.forward_features(z_td, t_d, cond, num_blocks=self.num_blocks)  # L x (B, T', D)
+        dtype = self.head[0].weight.dtype
+        if self.per_frame:
+            frames = torch.stack([h.float() for h in hs], 2)  # (B, T', L, D)
+            return self.head(rearrange(frames, "B T L D -> B T (L D)").to(dtype)).squeeze(-1)  # (B, T')
         pooled = torch.stack([h.float().mean(1) for h in hs], 1)  # (B, L, D)
-        return self.head(rearrange(pooled, "B L D -> B (L D)").to(self.head[0].weight.dtype)).squeeze(-1)  # (B,)
+        return self.head(rearrange(pooled, "B L D -> B (L D)").to(dtype)).squeeze(-1)  # (B,)

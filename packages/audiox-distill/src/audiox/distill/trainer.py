@@ -152,7 +152,8 @@ class DistillTrainer:
         self.disc: DiffusionDiscriminator | None = None
         self.disc_engine: Engine | None = None
         if cfg.gan.enabled:
-            self.disc = DiffusionDiscriminator(self.teacher, cfg.gan.num_blocks, hidden_width(teacher), cfg.gan.head_hidden)
+            self.disc = DiffusionDiscriminator(self.teacher, cfg.gan.num_blocks, hidden_width(teacher), cfg.gan.head_hidden,
+                                               per_frame=cfg.gan.head == "frame")
             self.disc.to(self.device)
             self.disc_engine = Engine(self.disc, list(self.disc.named_parameters()), cfg.optim, cfg.schedule, cfg.deepspeed,
                                       micro_batch_size=cfg.data.batch_size, device=self.device)
