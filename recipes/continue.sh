@@ -20,6 +20,7 @@
 #   GAN_WEIGHT         the discriminator's weight in the student's loss (Eq. 15's lambda_adv; default 1, the paper's)
 #   GAN_MATCH_RMS      false (default, the paper) | true: the discriminator sees student latents at the rms of the real
 #                      latent of their condition, so it cannot push the student's scale (docs/distillation.md)
+#   GAN_HEAD           pool (default, the paper: one logit per clip) | frame (one logit per latent frame)
 #   LATENTS            1 (default): encode the corpus's target latents once; 0: encode every batch (cheap on a GPU)
 #   PROGRESS, RUN (launcher prefix; default `uv run`), PYTHON
 #   PRECHECK=1         a seconds-long dry run of every stage on a tiny corpus first
@@ -49,6 +50,7 @@ LR="${LR:-3e-4}"
 DISTILL_LR="${DISTILL_LR:-1e-4}"
 GAN_WEIGHT="${GAN_WEIGHT:-1}"
 GAN_MATCH_RMS="${GAN_MATCH_RMS:-false}"
+GAN_HEAD="${GAN_HEAD:-pool}"
 BATCH="${BATCH:-32}"
 DISTILL_BATCH="${DISTILL_BATCH:-32}"
 WORKERS="${WORKERS:-14}"
@@ -110,7 +112,7 @@ stage_distill() {  # $1 corpus, $2 out folder, $3 minutes, $4 teacher; DMD2's 1 
         --run-dir "$2/distill-run" device="$DEVICE" deepspeed.enabled=false data.shards="$1" \
         data.batch_size="$DISTILL_BATCH" "${CACHE[@]}" data.num_workers="$WORKERS" dmd.student_updates=1 \
         dmd.fake_updates=5 optim.lr="$DISTILL_LR" schedule.warmup=0.9 ema.decay=0.99 gan.num_blocks=4 gan.weight="$GAN_WEIGHT" \
-        gan.match_rms="$GAN_MATCH_RMS" log.every=5 \
+        gan.match_rms="$GAN_MATCH_RMS" gan.head="$GAN_HEAD" log.every=5 \
         log.tensorboard=false max_steps=1000000 max_minutes="$3" log.progress="$PROGRESS" checkpoint.every=20
 }
 stage_tokenizer() {  # $1 corpus, $2 out folder: the teacher with a fresh T5 over the tokenizer -> $2/teacher-retok
@@ -150,7 +152,7 @@ run_all "$DATA" "$OUT" "$CLIPS" "$SHARD_SIZE" "$TEACHER_MIN" "$DISTILL_MIN"
 stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
 ALIGN_NOTE=""; [ "$ALIGN_STEPS" = 0 ] || ALIGN_NOTE=" ALIGN_STEPS=$ALIGN_STEPS ALIGN_BATCH=$ALIGN_BATCH"
 CORPUS="DATA=$DATA"; [ -n "$DATA_GIVEN" ] || CORPUS="CLIPS=$CLIPS SEED=$SEED"  # a rendered corpus: how to render it again
-RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH}$ALIGN_NOTE${SWITCHES:+ SWITCHES=\"$SWITCHES\"} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
+RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH}$ALIGN_NOTE${SWITCHES:+ SWITCHES=\"$SWITCHES\"} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS GAN_HEAD=$GAN_HEAD BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
 $RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \
     --data "$DATA" --continues teacher="$TEACHER" ${STUDENT:+--continues student="$STUDENT"} --recipe "$RECIPE"
 if [ "${INSTALL:-0}" = 1 ]; then

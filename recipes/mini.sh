@@ -14,7 +14,8 @@
 # seconds-long dry run of every stage first), RUN (launcher prefix; default `uv run`; empty when the audiox-*
 # commands are on PATH), GAN_WEIGHT (the discriminator's weight in the student's loss, Eq. 15's lambda_adv; the
 # paper's 1 is the default; docs/results.md "The student's scale": 0 keeps the student's latents at the data's scale),
-# GAN_MATCH_RMS (false, the paper; true: the discriminator sees student latents at their condition's real rms).
+# GAN_MATCH_RMS (false, the paper; true: the discriminator sees student latents at their condition's real rms),
+# GAN_HEAD (pool, the paper: one logit per clip; frame: one logit per latent frame).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-runs/mini}"
@@ -28,6 +29,7 @@ AE_BATCH="${AE_BATCH:-32}"
 DISTILL_BATCH="${DISTILL_BATCH:-32}"
 GAN_WEIGHT="${GAN_WEIGHT:-1}"
 GAN_MATCH_RMS="${GAN_MATCH_RMS:-false}"
+GAN_HEAD="${GAN_HEAD:-pool}"
 WORKERS="${WORKERS:-14}"
 PROGRESS="${PROGRESS:-true}"
 QUANTIZE="${QUANTIZE:-int8}"
@@ -65,7 +67,7 @@ stage_distill() {  # DMD2's two-time-scale ratio (1 student : 5 fake updates); s
     $RUN audiox-distill --teacher "$1/teacher" --config paper --export "$1/student" --run-dir "$1/distill-run" \
         device="$DEVICE" deepspeed.enabled=false data.shards="$1/data" data.batch_size="$DISTILL_BATCH" "${CACHE[@]}" \
         data.num_workers="$WORKERS" dmd.student_updates=1 dmd.fake_updates=5 optim.lr=1e-4 schedule.warmup=0.9 \
-        ema.decay=0.99 gan.num_blocks=4 gan.weight="$GAN_WEIGHT" gan.match_rms="$GAN_MATCH_RMS" log.every=10 log.tensorboard=false max_steps=1000000 max_minutes="$2" log.progress="$PROGRESS" checkpoint.every=100000
+        ema.decay=0.99 gan.num_blocks=4 gan.weight="$GAN_WEIGHT" gan.match_rms="$GAN_MATCH_RMS" gan.head="$GAN_HEAD" log.every=10 log.tensorboard=false max_steps=1000000 max_minutes="$2" log.progress="$PROGRESS" checkpoint.every=100000
 }
 
 if [ "${PRECHECK:-0}" = 1 ]; then  # every stage for a few seconds on a tiny corpus: fail fast, before the long run
@@ -90,5 +92,5 @@ stamp "teacher: $TEACHER_MIN min"; stage_teacher "$OUT" "$TEACHER_MIN"
 stamp "distill: $DISTILL_MIN min"; stage_distill "$OUT" "$DISTILL_MIN"
 stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
 $RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \
-    --recipe "CLIPS=$CLIPS SEED=$SEED AE_MIN=$AE_MIN TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN BATCH=$BATCH AE_BATCH=$AE_BATCH DISTILL_BATCH=$DISTILL_BATCH GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS WORKERS=$WORKERS bash recipes/mini.sh"
+    --recipe "CLIPS=$CLIPS SEED=$SEED AE_MIN=$AE_MIN TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN BATCH=$BATCH AE_BATCH=$AE_BATCH DISTILL_BATCH=$DISTILL_BATCH GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS GAN_HEAD=$GAN_HEAD WORKERS=$WORKERS bash recipes/mini.sh"
 stamp "done: $OUT/teacher-fp16 $OUT/student-fp16"
