@@ -4,8 +4,8 @@ import torch
 
 from audiox.core import flow
 from audiox.distill.dmd import (
-    match_rms,
-    cfg_velocity, d_hinge_loss, dm_loss_eq10, dmd_loss, fake_flow_loss, g_hinge_loss, sample_step_index, student_sample,
+    cfg_velocity, d_hinge_loss, dm_loss_eq10, dmd_loss, fake_flow_loss, g_hinge_loss, match_rms, sample_step_index,
+    student_sample,
 )
 from audiox.distill.toy import ToyVelocity
 
@@ -152,3 +152,5 @@ def test_match_rms_sets_the_reference_scale_and_sends_no_gradient_along_the_samp
     expect = gain * (dy - xf * (dy * xf).sum(1, keepdim=True) / xf.pow(2).sum(1, keepdim=True))
     assert torch.allclose(gx.flatten(1), expect)
     assert not ref.requires_grad and match_rms(x, ref.requires_grad_(True)).grad_fn is not None
+    (g_ref,) = torch.autograd.grad(match_rms(x, ref).pow(3).sum(), ref, allow_unused=True)
+    assert g_ref is None  # the reference only sets the scale: nothing flows back into it

@@ -30,6 +30,7 @@ __all__ = [
     "dmd_loss",
     "dm_loss_eq10",
     "fake_flow_loss",
+    "per_sample_rms",
     "match_rms",
     "d_hinge_loss",
     "g_hinge_loss",
@@ -165,15 +166,19 @@ def fake_flow_loss(fake: VelocityModel, z0_hat: Tensor, cond: Any, tau: Tensor, 
     return (fake(z_tau, tau, cond) - flow.velocity_target(x, z1)).pow(2).mean()
 
 
-def match_rms(x: Tensor, ref: Tensor, eps: float = 1e-8) -> Tensor:
+def per_sample_rms(x: Tensor, eps: float = 1e-8) -> Tensor:
+    """(B,) rms over every non-batch dim, summed in at least float32 (bf16 latents), floored at ``eps``."""
+    acc = torch.promote_types(x.dtype, torch.float32)
+    return x.flatten(1).to(acc).pow(2).mean(1).sqrt().clamp_min(eps)
+
+
+def match_rms(x: Tensor, ref: Tensor) -> Tensor:
     """``x_i * rms(ref_i) / rms(x_i)`` per sample (rms over every non-batch dim; ``ref`` carries no graph).
 
     Differentiable in ``x``: its Jacobian is ``rms(ref_i) / rms(x_i)`` times the projection orthogonal to ``x_i``, so
     a loss of the output sends no gradient along ``x_i`` itself (it can steer the sample's shape, not its scale).
     """
-    acc = torch.promote_types(x.dtype, torch.float32)  # at least float32 for the sums (bf16 latents)
-    rms = lambda y: y.flatten(1).to(acc).pow(2).mean(1).sqrt().clamp_min(eps)  # noqa: E731  (B,)
-    gain = rms(ref.detach()) / rms(x)  # (B,)
+    gain = per_sample_rms(ref.detach()) / per_sample_rms(x)  # (B,)
     return x * gain.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
 
 
@@ -193,7 +198,8 @@ class DiffusionDiscriminator(nn.Module):
     The backbone is the teacher itself (``forward_features``), which stays frozen (``requires_grad=False``)
     and is not a sub-module here (so it is never in this module's parameters or optimiser). Each block's hidden
     states (B, T', D) are mean-pooled over tokens, concatenated over the L blocks and mapped to one logit by
-    two linear layers (``per_frame``: the same head on each token's concatenated states, one logit per token). Gradients flow through the frozen backbone to the input latent (the generator's path).
+    two linear layers (``per_frame``: the same head on each token's concatenated states, one logit per token).
+    Gradients flow through the frozen backbone to the input latent (the generator's path).
     """
 
     def __init__(self, backbone: VelocityModel, num_blocks: int, width: int, hidden: int = 256,

@@ -44,6 +44,7 @@ from audiox.distill.dmd import (
     g_hinge_loss,
     match_rms,
     null_drop,
+    per_sample_rms,
     sample_step_index,
     student_sample,
 )
@@ -106,8 +107,7 @@ def _check_same_architecture(teacher: nn.Module, student: nn.Module) -> None:
 def scale_ratio(z0_hat: Tensor, z0: Tensor) -> float:
     """``exp(mean_i log(rms(z0_hat_i) / rms(z0_i)))``: each clean estimate's scale against the true latents of its
     own condition (rms over every non-batch dim), as a geometric mean over the batch; 1 = the data's scale."""
-    rms = lambda x: x.float().flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-8)  # noqa: E731  (B,)
-    return float((rms(z0_hat) / rms(z0)).log().mean().exp())
+    return float((per_sample_rms(z0_hat) / per_sample_rms(z0)).log().mean().exp())
 
 
 def grad_balance(loss_a: Tensor, loss_b: Tensor, x: Tensor) -> float:
