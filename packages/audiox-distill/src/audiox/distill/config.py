@@ -23,7 +23,7 @@ from audiox.train.config import (
     ScheduleConfig,
 )
 
-__all__ = ["DMDConfig", "GANConfig", "DistillConfig", "DISTILL_PRESETS", "get_distill_config"]
+__all__ = ["DMDConfig", "GANConfig", "RegressionConfig", "DistillConfig", "DISTILL_PRESETS", "get_distill_config"]
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -85,10 +85,31 @@ class GANConfig:
 
 
 @dataclass
+class RegressionConfig:
+    """DMD's paired regression loss (Yin et al. 2024, Sec. 3.3), not in the AudioX-Turbo paper: the student's clean
+    estimate from stored noise ``z1`` is pulled to the teacher's multi-step CFG sample ``y`` from the same noise and
+    condition (``audiox-distill pairs`` makes them). It anchors the student's scale and layout to the teacher's; the
+    DM term keeps matching the distribution. Off (weight 0) = the paper; see docs/distillation.md."""
+
+    weight: float = 0.0  # lambda_reg in L = L_DM + lambda_adv L_adv + lambda_reg L_reg
+    pairs: str = ""  # a pair folder (pairs.json + pairs-NNNNNN.safetensors)
+    # which student steps it trains: "first" = DMD's, the step from pure noise z1 at t=1 only; "all" = also each
+    # later step k, from the teacher's sample re-noised to t_k (the state the student meets if its earlier steps
+    # matched the teacher), k drawn with dmd.step_probs
+    steps: str = "first"
+
+    def __post_init__(self) -> None:
+        _check(self.weight >= 0.0, f"regression.weight must be >= 0, got {self.weight}")
+        _check(self.weight == 0.0 or bool(self.pairs), "regression.weight > 0 needs regression.pairs (a pair folder)")
+        _check(self.steps in ("first", "all"), f"regression.steps must be 'first' or 'all', got {self.steps!r}")
+
+
+@dataclass
 class DistillConfig:
     name: str = "custom"
     dmd: DMDConfig = field(default_factory=DMDConfig)
     gan: GANConfig = field(default_factory=GANConfig)
+    regression: RegressionConfig = field(default_factory=RegressionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)  # paper VI-A: AdamW 1e-5, (0.9, 0.999), wd 1e-3
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(kind="inverse", warmup=0.99, inv_gamma=1e6, power=0.5))
     ema: EMAConfig = field(default_factory=EMAConfig)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from audiox.core import flow
 
-from audiox.distill.dmd import cfg_velocity, null_drop
+from audiox.distill.pairs import teacher_ode
 
 __all__ = ["GaussianMixture", "ToyVelocity", "train_toy_teacher", "euler_cfg", "turbo_sample", "energy_distance",
            "mode_coverage", "mmd_rbf", "ToySource"]
@@ -139,14 +139,8 @@ def train_toy_teacher(mix: GaussianMixture, steps: int = 3000, batch: int = 512,
 
 @torch.no_grad()
 def euler_cfg(model: ToyVelocity, labels: Tensor, steps: int, scale: float, generator: torch.Generator) -> Tensor:
-    b = labels.shape[0]
-    cond, ucond = model.fuse(labels), model.fuse(labels, null_drop(b, labels.device))
-    z = torch.randn(b, model.channels, 1, generator=generator)
-    grid = flow.time_grid(steps)
-    for i in range(steps):
-        v = cfg_velocity(model, z, grid[i].expand(b), cond, ucond, scale)
-        z = flow.euler_step(z, v, grid[i], grid[i + 1])
-    return z
+    z1 = torch.randn(labels.shape[0], model.channels, 1, generator=generator)
+    return teacher_ode(model, labels, z1, steps, scale)
 
 
 @torch.no_grad()

@@ -10,7 +10,8 @@ Per student update ``s`` (``max_steps`` of them):
    ``t_d ~ U(0, t_max)``.
 3. One student update: draw ``k ~ P(k)``, roll out steps ``< k`` without gradients (denoise-renoise), take step
    ``k`` with gradients (Eq. 5), DM loss against the CFG teacher and the fake model (Eq. 6-10, DMD2 weighting),
-   plus ``lambda_adv`` times the generator hinge loss (Eq. 14) -> Eq. 15. EMA of the student.
+   plus ``lambda_adv`` times the generator hinge loss (Eq. 14) -> Eq. 15; with ``regression.weight > 0`` also DMD's
+   paired regression term on a batch of stored teacher samples (:mod:`audiox.distill.pairs`). EMA of the student.
 
 The teacher (and hence the discriminator backbone) is frozen. All randomness comes from one generator saved in
 the checkpoint with every model, optimiser, scheduler, the EMA and the data position: resume is exact on CPU.
@@ -35,6 +36,7 @@ from audiox.train.checkpoint import capture_rng, flatten_optimizer_state, restor
 from audiox.train.engine import time_up
 
 from audiox.distill.config import DistillConfig
+from audiox.distill.pairs import PairSource
 from audiox.distill.dmd import (
     DiffusionDiscriminator,
     cfg_velocity,
@@ -166,6 +168,7 @@ class DistillTrainer:
         self.run_dir = Path(run_dir or cfg.checkpoint.dir)
         self.ckpt = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last)
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.student_engine.rank)
+        self.pairs = PairSource(cfg.regression.pairs, self.device) if cfg.regression.weight > 0 else None
         self.step = 0  # student updates
         self.fake_steps = 0
         self.history: list[dict[str, float]] = []
@@ -255,6 +258,26 @@ class DistillTrainer:
         logs["student/loss"] = float(loss.detach())
         return loss, logs
 
+    def regression_loss(self) -> tuple[Tensor, dict[str, float]]:
+        """DMD's regression term ``mean((z0_hat - y)^2)`` on the next stored pair batch ``(feats, z1, y)``.
+
+        ``regression.steps="first"``: the student's step from the stored noise at ``t_N = 1`` (``z0_hat`` by Eq. 5);
+        ``"all"``: a step ``k ~ P(k)``, from ``z1`` when ``k = 0``, else from ``y`` re-noised to ``t_k`` with fresh
+        noise (denoise-renoise, as if the student's earlier steps had produced the teacher's sample)."""
+        assert self.pairs is not None
+        feats, z1, y = self.pairs.next_batch()  # z1, y: (B, C, T)
+        k = 0 if self.cfg.regression.steps == "first" else self.draw_k()
+        b = z1.shape[0]
+        z = z1 if k == 0 else flow.renoise(y, self.grid[k], self._noise(y))
+        t_k = self.grid[k]
+        v = self.student(z, t_k.expand(b), self.student.fuse(feats))
+        if v.shape != y.shape:
+            raise ValueError(f"regression pairs have latents {tuple(y.shape[1:])}, the student makes {tuple(v.shape[1:])}")
+        z0_hat = flow.clean_from_velocity(z, t_k, v)
+        loss = (z0_hat - y).pow(2).mean()
+        return loss, {"student/reg": float(loss.detach()), "student/reg_k": float(k),
+                      "student/reg_scale_ratio": scale_ratio(z0_hat.detach(), y)}
+
     def train_step(self) -> dict[str, float]:
         """Fake/discriminator updates due before student update ``step``, then that student update."""
         d = self.cfg.dmd
@@ -266,6 +289,11 @@ class DistillTrainer:
         logged = (self.step + 1) % self.cfg.log.every == 0  # fit() logs this update
         loss, slogs = self.student_loss(feats, z0_real, self.draw_k(), diagnostics=logged)
         logs.update(slogs)
+        if self.pairs is not None:
+            loss_reg, rlogs = self.regression_loss()
+            loss = loss + self.cfg.regression.weight * loss_reg
+            logs.update(rlogs)
+            logs["student/loss"] = float(loss.detach())
         self.student_engine.backward(loss)
         self.student_engine.step()
         self.step += 1
@@ -291,6 +319,8 @@ class DistillTrainer:
         tensors.update(rng_t)
         state.update(rng=rng_meta, data=self.source.state_dict(), history=self.history, fake_steps=self.fake_steps,
                      config=json.loads(self.cfg.to_json()))
+        if self.pairs is not None:
+            state["pairs"] = self.pairs.state_dict()
         staging = None
         if self.student_engine.ds_engine is not None:
             staging = self.ckpt.staging_dir(self.step) if self.student_engine.is_main else self.ckpt.dir / f".step-{self.step:08d}.tmp-shared"
@@ -316,6 +346,8 @@ class DistillTrainer:
                 eng.micro = int(state["micro"][name])
         self.ema.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
         self.source.load_state_dict(state["data"])
+        if self.pairs is not None and "pairs" in state:
+            self.pairs.load_state_dict(state["pairs"])
         restore_rng(tensors, state["rng"], {"step": self.gen})
         self.history = list(state["history"])
         self.fake_steps = int(state["fake_steps"])

@@ -1,0 +1,151 @@
+"""Paired teacher samples for DMD's regression loss (Yin et al. 2024, "One-step Diffusion with Distribution
+Matching Distillation", Sec. 3.3): ``(z1, c) -> y = ODE_teacher(z1, c)`` with the teacher's multi-step sampler and
+CFG, stored once and reused, so the student's step from pure noise can be anchored to what the teacher makes from
+the same noise (``regression.weight`` in :class:`audiox.distill.config.RegressionConfig`; off = the AudioX-Turbo
+paper, which has no such term).
+
+A pair folder holds ``pairs.json`` (how the pairs were made) and one ``pairs-NNNNNN.safetensors`` per batch::
+
+    z1    (B, C, T)  the noise at t = 1
+    y     (B, C, T)  the teacher's Euler + CFG sample from it
+    feats            the condition features (``feats`` for a tensor, ``feats.<field>`` for ModalityFeatures)
+
+Every shard is written atomically and its noise comes from ``(seed, index)``, so an interrupted ``make_pairs``
+resumes where it stopped and a rerun reproduces the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from audiox.core import flow
+
+from audiox.distill.dmd import VelocityModel, cfg_velocity, null_drop
+
+__all__ = ["teacher_ode", "make_pairs", "PairSource", "PAIRS_META"]
+
+log = logging.getLogger("audiox.distill")
+
+PAIRS_META = "pairs.json"
+
+
+@torch.no_grad()
+def teacher_ode(model: VelocityModel, feats: Any, z1: Tensor, steps: int, guidance: float,
+                shift: float = 1.0) -> Tensor:
+    """The teacher's deterministic sample from ``z1`` (B, C, T): Euler on ``flow.time_grid(steps, shift)`` with
+    classifier-free guidance ``v_u + s (v_c - v_u)`` (the unconditional branch drops every modality)."""
+    b = z1.shape[0]
+    device = z1.device
+    cond = model.fuse(feats)
+    ucond = model.fuse(feats, null_drop(b, device)) if guidance != 1.0 else cond
+    grid = flow.time_grid(steps, shift=shift, device=device, dtype=z1.dtype)  # (steps+1,) decreasing 1 -> 0
+    z = z1
+    for i in range(steps):
+        v = cfg_velocity(model, z, grid[i].expand(b), cond, ucond, guidance)
+        z = flow.euler_step(z, v, grid[i], grid[i + 1])
+    return z
+
+
+def _feats_to_tensors(feats: Any) -> tuple[dict[str, Tensor], str]:
+    if isinstance(feats, Tensor):
+        return {"feats": feats}, "tensor"
+    if dataclasses.is_dataclass(feats):
+        return {f"feats.{f.name}": getattr(feats, f.name) for f in dataclasses.fields(feats)}, type(feats).__name__
+    raise TypeError(f"cannot store condition features of type {type(feats).__name__}")
+
+
+def _feats_from_tensors(tensors: dict[str, Tensor], kind: str) -> Any:
+    if kind == "tensor":
+        return tensors["feats"]
+    if kind == "ModalityFeatures":
+        from audiox.core.types import ModalityFeatures
+
+        return ModalityFeatures(**{k[len("feats."):]: v for k, v in tensors.items() if k.startswith("feats.")})
+    raise ValueError(f"unknown condition feature kind {kind!r} in a pair folder")
+
+
+def _shard(out: Path, i: int) -> Path:
+    return out / f"pairs-{i:06d}.safetensors"
+
+
+def make_pairs(teacher: VelocityModel, source: Any, prepare: Callable[[Any], tuple[Any, Tensor]], out: str | Path,
+               batches: int, *, steps: int, guidance: float, shift: float = 1.0, seed: int = 0,
+               info: dict[str, Any] | None = None) -> list[Path]:
+    """Write ``batches`` pair shards to ``out`` (one per ``source.next_batch()``); existing shards are kept and their
+    batches skipped, so a crashed run resumes. ``info`` (e.g. the teacher's path) is recorded in ``pairs.json``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"steps": steps, "guidance": guidance, "shift": shift, "seed": seed, **(info or {})}
+    meta_path = out / PAIRS_META
+    if meta_path.is_file():
+        old = json.loads(meta_path.read_text())
+        diff = sorted(k for k in ("steps", "guidance", "shift", "seed") if old.get(k) != meta[k])
+        if diff:
+            raise ValueError(f"{out} holds pairs made with other settings ({', '.join(diff)}); use another folder")
+    paths = []
+    for i in range(batches):
+        batch = source.next_batch()  # consumed even when the shard exists: the same batch lands in the same shard
+        path = _shard(out, i)
+        paths.append(path)
+        if path.is_file():
+            continue
+        feats, z0 = prepare(batch)
+        g = torch.Generator().manual_seed(seed * 1_000_003 + i)
+        z1 = torch.randn(tuple(z0.shape), generator=g).to(z0.device, z0.dtype)
+        y = teacher_ode(teacher, feats, z1, steps, guidance, shift)
+        tensors, kind = _feats_to_tensors(feats)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in {**tensors, "z1": z1, "y": y}.items()}
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata={"feats": kind})
+        os.replace(tmp, path)
+        log.info("pairs: wrote %s (%d of %d)", path.name, i + 1, batches)
+    meta["shards"] = len(paths)
+    tmp = meta_path.with_name(meta_path.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, meta_path)
+    return paths
+
+
+class PairSource:
+    """Cycles over a pair folder's shards in order: ``next_batch() -> (feats, z1, y)`` on ``device``; its position is
+    part of the distiller's checkpoint (``state_dict``)."""
+
+    def __init__(self, folder: str | Path, device: torch.device | str = "cpu") -> None:
+        self.folder = Path(folder)
+        if not (self.folder / PAIRS_META).is_file():
+            raise FileNotFoundError(f"{self.folder} is not a pair folder (no {PAIRS_META}; make one with "
+                                    "`audiox-distill pairs`)")
+        self.paths = sorted(self.folder.glob("pairs-*.safetensors"))
+        if not self.paths:
+            raise FileNotFoundError(f"{self.folder} holds no pairs-*.safetensors shards")
+        self.meta = json.loads((self.folder / PAIRS_META).read_text())
+        self.device = torch.device(device)
+        self.index = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def next_batch(self) -> tuple[Any, Tensor, Tensor]:
+        path = self.paths[self.index % len(self.paths)]
+        self.index += 1
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            kind = (f.metadata() or {}).get("feats", "tensor")
+        tensors = {k: v.to(self.device) for k, v in load_file(str(path)).items()}
+        return _feats_from_tensors(tensors, kind), tensors["z1"], tensors["y"]
+
+    def state_dict(self) -> dict[str, int]:
+        return {"index": self.index}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.index = int(state["index"])

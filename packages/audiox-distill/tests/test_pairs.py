@@ -1,0 +1,203 @@
+"""DMD's regression pairs (audiox.distill.pairs) and the regression term of the distiller."""
+
+import json
+
+import pytest
+import torch
+
+from audiox.core import AudioXModel, flow, get_config
+from audiox.distill.cli import main
+from audiox.distill.config import get_distill_config
+from audiox.distill.pairs import PairSource, make_pairs, teacher_ode
+from audiox.distill.toy import GaussianMixture, ToySource, ToyVelocity, train_toy_teacher
+from audiox.distill.trainer import DistillTrainer
+
+MIX = GaussianMixture()
+
+
+class PointMass(torch.nn.Module):
+    """The exact flow of a point mass: data = ``mu_c`` (the features) or ``mu_u`` (all modalities dropped), so
+    ``v(z, t) = (z - mu) / t``. Euler is exact on it: any grid lands on ``mu_u + s (mu_c - mu_u)`` under CFG ``s``."""
+
+    def __init__(self, mu_u: torch.Tensor) -> None:
+        super().__init__()
+        self.mu_u = mu_u
+
+    def fuse(self, feats, drop=None):
+        if drop is None:
+            return feats
+        return torch.where(drop[:, :1, None], self.mu_u.expand_as(feats), feats)
+
+    def forward(self, z, t, mu):
+        return (z - mu) / t[:, None, None]
+
+
+@pytest.mark.parametrize("steps,guidance,shift", [(1, 1.0, 1.0), (7, 3.0, 1.0), (5, 6.0, 3.0)])
+def test_teacher_ode_solves_the_point_mass_flow_exactly(steps, guidance, shift):
+    g = torch.Generator().manual_seed(0)
+    mu_c = torch.randn(4, 3, 5, generator=g, dtype=torch.float64)
+    mu_u = torch.randn(1, 3, 5, generator=g, dtype=torch.float64)
+    z1 = torch.randn(4, 3, 5, generator=g, dtype=torch.float64)
+    y = teacher_ode(PointMass(mu_u), mu_c, z1, steps, guidance, shift)
+    torch.testing.assert_close(y, mu_u + guidance * (mu_c - mu_u), rtol=0, atol=1e-12)
+
+
+def _toy_teacher(seed=0):
+    torch.manual_seed(seed)
+    return ToyVelocity(MIX.num_classes, width=16, depth=2).eval().requires_grad_(False)
+
+
+def _make(folder, batches=3, **kw):
+    kw = {"steps": 6, "guidance": 2.0, "seed": 3, **kw}
+    return make_pairs(_toy_teacher(), ToySource(MIX, 8, seed=1), lambda b: b, folder, batches, **kw)
+
+
+def test_make_pairs_stores_the_teachers_sample_from_the_stored_noise_and_resumes(tmp_path):
+    paths = _make(tmp_path / "p")
+    assert [p.name for p in paths] == [f"pairs-{i:06d}.safetensors" for i in range(3)]
+    assert not list((tmp_path / "p").glob("*.tmp"))
+    meta = json.loads((tmp_path / "p" / "pairs.json").read_text())
+    assert meta["steps"] == 6 and meta["guidance"] == 2.0 and meta["shards"] == 3
+    src = PairSource(tmp_path / "p")
+    teacher, data = _toy_teacher(), ToySource(MIX, 8, seed=1)
+    for _ in range(3):
+        labels, z1, y = src.next_batch()
+        torch.testing.assert_close(labels, data.next_batch()[0])  # the source's batches, in order
+        assert z1.shape == y.shape == (8, 2, 1)
+        torch.testing.assert_close(y, teacher_ode(teacher, labels, z1, 6, 2.0), rtol=0, atol=0)
+    before = [p.read_bytes() for p in paths]
+    paths[1].unlink()  # a crash after shard 0: the rerun writes exactly what was lost
+    _make(tmp_path / "p")
+    assert [p.read_bytes() for p in paths] == before
+    with pytest.raises(ValueError, match="other settings"):
+        _make(tmp_path / "p", steps=4)
+
+
+def test_pair_source_cycles_and_its_position_restores(tmp_path):
+    _make(tmp_path / "p", batches=2)
+    src = PairSource(tmp_path / "p")
+    first = [src.next_batch()[1] for _ in range(3)]
+    torch.testing.assert_close(first[0], first[2])  # two shards, then around again
+    state = src.state_dict()
+    nxt = src.next_batch()[1]
+    again = PairSource(tmp_path / "p")
+    again.load_state_dict(state)
+    torch.testing.assert_close(again.next_batch()[1], nxt)
+    with pytest.raises(FileNotFoundError, match="pair folder"):
+        PairSource(tmp_path / "nothing")
+
+
+def _trainer(tmp_path, pairs, *overrides):
+    torch.manual_seed(0)
+    cfg = get_distill_config("debug", ["device=cpu", f"checkpoint.dir={tmp_path}", "gan.enabled=false",
+                                       "data.batch_size=8", f"regression.pairs={pairs}", *overrides])
+    return DistillTrainer(cfg, _toy_teacher(), ToySource(MIX, 8), prepare=lambda b: b)
+
+
+def test_regression_term_is_the_first_steps_mse_to_the_teacher_sample(tmp_path):
+    _make(tmp_path / "p")
+    tr = _trainer(tmp_path / "run", tmp_path / "p", "regression.weight=0.5")
+    labels, z1, y = PairSource(tmp_path / "p").next_batch()
+    calls = []
+    tr.student.register_forward_hook(lambda m, a, o: calls.append(a[1][0].item()))
+    loss, logs = tr.regression_loss()
+    assert calls == [1.0]  # DMD's term: one student step, from the stored noise at t = 1
+    with torch.no_grad():
+        by_hand = (z1 - tr.student(z1, torch.ones(8), tr.student.fuse(labels)) - y).pow(2).mean()
+    assert float(loss.detach()) == pytest.approx(float(by_hand), rel=1e-6)
+    assert logs["student/reg"] == pytest.approx(float(by_hand), rel=1e-6)
+    # Eq. 15 + lambda_reg L_reg: the logged student loss is the DM term plus the weighted regression term
+    step = tr.train_step()
+    assert step["student/loss"] == pytest.approx(step["student/dm"] + 0.5 * step["student/reg"], rel=1e-6)
+
+
+def test_regression_all_steps_starts_later_steps_from_the_renoised_teacher_sample(tmp_path):
+    _make(tmp_path / "p")
+    tr = _trainer(tmp_path / "run", tmp_path / "p", "regression.weight=1", "regression.steps=all",
+                  "dmd.step_probs=[0,0,1,0]")
+    seen = []
+    tr.student.register_forward_hook(lambda m, a, o: seen.append((a[0].clone(), a[1][0].item())))
+    _, z1, y = PairSource(tmp_path / "p").next_batch()
+    state = tr.gen.get_state()
+    _, logs = tr.regression_loss()
+    assert logs["student/reg_k"] == 2.0 and [t for _, t in seen] == [0.5]
+    tr.gen.set_state(state)
+    tr.draw_k()
+    eps = torch.randn(y.shape, generator=tr.gen)
+    torch.testing.assert_close(seen[0][0], flow.renoise(y, 0.5, eps))
+
+
+def test_regression_pulls_the_students_first_step_to_the_teacher(tmp_path):
+    """A trained toy teacher's one step from noise is far from its 6-step CFG sample. With the term on, the student's
+    one step from the stored noise moves to that sample; with weight 0 (DM only, same settings) it does not."""
+    teacher = train_toy_teacher(MIX, steps=300, batch=256, width=16, depth=2)
+    make_pairs(teacher, ToySource(MIX, 8, seed=1), lambda b: b, tmp_path / "p", 4, steps=6, guidance=2.0)
+    src = PairSource(tmp_path / "p")
+    batches = [src.next_batch() for _ in range(4)]
+
+    def err(student):
+        with torch.no_grad():
+            return sum(float((z1 - student(z1, torch.ones(8), student.fuse(c)) - y).pow(2).mean())
+                       for c, z1, y in batches) / 4
+
+    start = err(teacher)
+    ends = {}
+    for w in (0.0, 2.0):
+        cfg = get_distill_config("debug", [
+            "device=cpu", f"checkpoint.dir={tmp_path / str(w)}", "gan.enabled=false", "data.batch_size=8",
+            f"regression.pairs={tmp_path / 'p'}", f"regression.weight={w}", "max_steps=40", "optim.lr=1e-3",
+            "checkpoint.every=1000", "dmd.guidance_scale=2.0"])
+        tr = DistillTrainer(cfg, teacher, ToySource(MIX, 8), prepare=lambda b: b)
+        assert (tr.pairs is None) == (w == 0.0)
+        tr.fit()
+        ends[w] = err(tr.student)
+    assert ends[2.0] < 0.4 * start and ends[2.0] < 0.4 * ends[0.0], (start, ends)
+
+
+def test_resume_is_exact_with_the_regression_term(tmp_path):
+    _make(tmp_path / "p")
+    args = (tmp_path / "p", "regression.weight=1", "regression.steps=all", "max_steps=6", "checkpoint.every=3")
+    full = _trainer(tmp_path / "full", *args)
+    h_full = full.fit()
+    _trainer(tmp_path / "half", *args).fit(max_steps=3)
+    resumed = _trainer(tmp_path / "half", *args)
+    h_res = resumed.fit()
+    assert resumed.pairs.index == full.pairs.index == 6
+    assert [h["student/reg"] for h in h_res] == [h["student/reg"] for h in h_full]
+    for a, b in zip(full.student.parameters(), resumed.student.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_regression_config_is_checked():
+    with pytest.raises(ValueError, match="needs regression.pairs"):
+        get_distill_config("debug", ["regression.weight=1"])
+    with pytest.raises(ValueError, match="regression.steps"):
+        get_distill_config("debug", ["regression.steps=some"])
+    with pytest.raises(ValueError, match="regression.weight"):
+        get_distill_config("debug", ["regression.weight=-1", "regression.pairs=x"])
+
+
+def test_pairs_cli_on_the_real_model_then_distill_with_them(tmp_path, capsys):
+    torch.manual_seed(0)
+    teacher = tmp_path / "teacher"
+    AudioXModel(get_config("debug")).save_pretrained(teacher)
+    common = ["--config", "debug", "--synthetic", "device=cpu", "data.batch_size=2"]
+    rc = main(["pairs", "--teacher", str(teacher), "--out", str(tmp_path / "p"), "--batches", "2", "--steps", "3",
+               *common])
+    assert rc == 0, capsys.readouterr().err
+    assert "2 shards" in capsys.readouterr().out
+    feats, z1, y = PairSource(tmp_path / "p").next_batch()
+    model = AudioXModel.from_pretrained(teacher)
+    assert type(feats).__name__ == "ModalityFeatures" and feats.text_mask.dtype == torch.bool
+    torch.testing.assert_close(y, teacher_ode(model, feats, z1, 3, 6.0), rtol=1e-5, atol=1e-5)
+    rc = main(["--teacher", str(teacher), "--config", "debug", "--synthetic", "device=cpu", "max_steps=1",
+               f"checkpoint.dir={tmp_path / 'run'}", "gan.enabled=false", "data.batch_size=2",
+               "regression.weight=1", f"regression.pairs={tmp_path / 'p'}"])
+    assert rc == 0
+    # bad input: one line on stderr, exit 2, nothing written
+    assert main(["pairs", "--teacher", str(tmp_path / "missing"), "--out", str(tmp_path / "q"), "--batches", "1"]) == 2
+    assert main(["pairs", "--teacher", str(teacher), "--out", str(tmp_path / "q"), "--batches", "0", *common]) == 2
+    assert not (tmp_path / "q").exists()
+    assert main(["--teacher", str(teacher), "--config", "debug", "--synthetic", "device=cpu",
+                 "regression.weight=1", f"regression.pairs={tmp_path / 'none'}"]) == 2
+    assert "not a pair folder" in capsys.readouterr().err
