@@ -24,6 +24,7 @@ import torch
 
 from audiox.core import flow
 from audiox.distill.config import get_distill_config
+from audiox.distill.pairs import make_pairs
 from audiox.distill.toy import (
     GaussianMixture, ToySource, energy_distance, euler_cfg, mmd_rbf, mode_coverage, train_toy_teacher, turbo_sample,
 )
@@ -59,15 +60,19 @@ def mode_share_error(samples: torch.Tensor, labels: torch.Tensor, mix: GaussianM
 
 
 def distill(teacher, mix, *, steps: int, student_updates: int, fake_updates: int, guidance: float, lr: float,
-            batch: int, gan: bool, seed: int = 0, overrides: tuple[str, ...] = ()) -> tuple[DistillTrainer, float]:
+            batch: int, gan: bool, seed: int = 0, overrides: tuple[str, ...] = (),
+            pairs: int = 32) -> tuple[DistillTrainer, float]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = get_distill_config("debug", [
             "device=cpu", f"max_steps={steps}", f"checkpoint.dir={tmp}", f"checkpoint.every={steps}",
             f"dmd.student_updates={student_updates}", f"dmd.fake_updates={fake_updates}",
             f"dmd.guidance_scale={guidance}", f"optim.lr={lr}", "optim.weight_decay=0.0", f"data.batch_size={batch}",
             f"gan.enabled={gan}", "gan.num_blocks=2", "gan.head_hidden=64", "ema.decay=0.95", f"seed={seed}",
-            "log.every=1000000", *overrides,
+            "log.every=1000000", f"regression.pairs={tmp}/pairs", *overrides,  # teacher@50 pairs, made below
         ])
+        if cfg.regression.weight > 0 and cfg.regression.pairs == f"{tmp}/pairs":  # DMD's regression term
+            make_pairs(teacher, ToySource(mix, batch, seed=seed + 100), lambda b: b, cfg.regression.pairs, pairs,
+                       steps=50, guidance=guidance, seed=seed)
         tr = DistillTrainer(cfg, teacher, ToySource(mix, batch, seed=seed), prepare=lambda b: b)
         t0 = time.perf_counter()
         tr.fit()
@@ -86,6 +91,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--gan", action="store_true", help="add the diffusion-discriminator term (Eq. 13-15)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a distill config override for every student, e.g. gan.match_rms=true (repeatable)")
+    ap.add_argument("--pairs", type=int, default=32,
+                    help="with --set regression.weight=W: batches of teacher@50 pairs made for DMD's regression term")
     ap.add_argument("--teacher-cache", default="", help="reuse/save the toy teacher's weights (safetensors)")
     ap.add_argument("--steps", type=int, default=0, help="distillation steps (default: 300 quick, 600 full)")
     ap.add_argument("--lr", type=float, default=1e-4)
@@ -123,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ratios = [first] + ([r for r in ((1, 1), (5, 1)) if r != first] if args.compare_ratios else [])
     for s_up, f_up in ratios:
         tr, rate = distill(teacher, mix, steps=d_steps, student_updates=s_up, fake_updates=f_up, guidance=args.guidance,
-                           lr=args.lr, batch=batch, gan=args.gan, overrides=tuple(args.set))
+                           lr=args.lr, batch=batch, gan=args.gan, overrides=tuple(args.set), pairs=args.pairs)
         out = score(turbo_sample(tr.student, labels, tr.grid.cpu(), g()), labels, mix)
         out["iters_per_s"] = rate
         res[f"student@4 ({s_up} student : {f_up} fake)"] = out
