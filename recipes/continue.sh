@@ -21,6 +21,9 @@
 #   GAN_MATCH_RMS      false (default, the paper) | true: the discriminator sees student latents at the rms of the real
 #                      latent of their condition, so it cannot push the student's scale (docs/distillation.md)
 #   GAN_HEAD           pool (default, the paper: one logit per clip) | frame (one logit per latent frame)
+#   REG_WEIGHT         0 (default, the paper) | W > 0: DMD's regression term; REG_BATCHES (64) batches of the new
+#                      teacher's REG_STEPS-step (25) CFG samples are made first (audiox-distill pairs, outside the
+#                      DISTILL_MIN clock, one folder per teacher's weights); REG_MODE first (DMD's) | all
 #   LATENTS            1 (default): encode the corpus's target latents once; 0: encode every batch (cheap on a GPU)
 #   PROGRESS, RUN (launcher prefix; default `uv run`), PYTHON
 #   PRECHECK=1         a seconds-long dry run of every stage on a tiny corpus first
@@ -51,6 +54,10 @@ DISTILL_LR="${DISTILL_LR:-1e-4}"
 GAN_WEIGHT="${GAN_WEIGHT:-1}"
 GAN_MATCH_RMS="${GAN_MATCH_RMS:-false}"
 GAN_HEAD="${GAN_HEAD:-pool}"
+REG_WEIGHT="${REG_WEIGHT:-0}"
+REG_BATCHES="${REG_BATCHES:-64}"
+REG_STEPS="${REG_STEPS:-25}"
+REG_MODE="${REG_MODE:-first}"
 BATCH="${BATCH:-32}"
 DISTILL_BATCH="${DISTILL_BATCH:-32}"
 WORKERS="${WORKERS:-14}"
@@ -108,11 +115,19 @@ stage_teacher() {  # $1 corpus, $2 out folder, $3 minutes; warm-up over ~30 step
         checkpoint.every=50 checkpoint.dir="$2/teacher-run" "${SWITCH[@]}" --out "$2/teacher"
 }
 stage_distill() {  # $1 corpus, $2 out folder, $3 minutes, $4 teacher; DMD2's 1 student : 5 fake updates
+    local REG=() pairs
+    if [ "$REG_WEIGHT" != 0 ]; then  # DMD's regression pairs, one folder per teacher's weights (resumes)
+        pairs="$2/pairs-$(sha256sum "$4/model.safetensors" | cut -c1-12)"
+        $RUN audiox-distill pairs --teacher "$4" --out "$pairs" --batches "$REG_BATCHES" --steps "$REG_STEPS" \
+            --config paper device="$DEVICE" data.shards="$1" data.batch_size="$DISTILL_BATCH" "${CACHE[@]}" \
+            data.num_workers="$WORKERS"
+        REG=(regression.weight="$REG_WEIGHT" regression.pairs="$pairs" regression.steps="$REG_MODE")
+    fi
     $RUN audiox-distill --teacher "$4" "${CONT[@]}" --config paper --export "$2/student" \
         --run-dir "$2/distill-run" device="$DEVICE" deepspeed.enabled=false data.shards="$1" \
         data.batch_size="$DISTILL_BATCH" "${CACHE[@]}" data.num_workers="$WORKERS" dmd.student_updates=1 \
         dmd.fake_updates=5 optim.lr="$DISTILL_LR" schedule.warmup=0.9 ema.decay=0.99 gan.num_blocks=4 gan.weight="$GAN_WEIGHT" \
-        gan.match_rms="$GAN_MATCH_RMS" gan.head="$GAN_HEAD" log.every=5 \
+        gan.match_rms="$GAN_MATCH_RMS" gan.head="$GAN_HEAD" "${REG[@]}" log.every=5 \
         log.tensorboard=false max_steps=1000000 max_minutes="$3" log.progress="$PROGRESS" checkpoint.every=20
 }
 stage_tokenizer() {  # $1 corpus, $2 out folder: the teacher with a fresh T5 over the tokenizer -> $2/teacher-retok
@@ -144,7 +159,7 @@ run_all() {  # $1 corpus, $2 out folder, $3 clips, $4 shard size, $5 teacher min
 if [ "${PRECHECK:-0}" = 1 ]; then  # every stage for seconds on a tiny corpus of its own: fail fast, before the long run
     P="$OUT/precheck"; rm -rf "$P"
     stamp "precheck"
-    ( BATCH=2 DISTILL_BATCH=2 ALIGN_BATCH=2 ALIGN_HOLDOUT=2; [ "$ALIGN_STEPS" = 0 ] || ALIGN_STEPS=2; run_all "$P/data" "$P" $(( 4 * WORKERS )) 2 0.05 0.05 )
+    ( BATCH=2 DISTILL_BATCH=2 ALIGN_BATCH=2 ALIGN_HOLDOUT=2 REG_BATCHES=1 REG_STEPS=2; [ "$ALIGN_STEPS" = 0 ] || ALIGN_STEPS=2; run_all "$P/data" "$P" $(( 4 * WORKERS )) 2 0.05 0.05 )
     rm -rf "$P"
     stamp "precheck passed"
 fi
@@ -152,7 +167,7 @@ run_all "$DATA" "$OUT" "$CLIPS" "$SHARD_SIZE" "$TEACHER_MIN" "$DISTILL_MIN"
 stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
 ALIGN_NOTE=""; [ "$ALIGN_STEPS" = 0 ] || ALIGN_NOTE=" ALIGN_STEPS=$ALIGN_STEPS ALIGN_BATCH=$ALIGN_BATCH"
 CORPUS="DATA=$DATA"; [ -n "$DATA_GIVEN" ] || CORPUS="CLIPS=$CLIPS SEED=$SEED"  # a rendered corpus: how to render it again
-RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH}$ALIGN_NOTE${SWITCHES:+ SWITCHES=\"$SWITCHES\"} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS GAN_HEAD=$GAN_HEAD BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
+RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH}$ALIGN_NOTE${SWITCHES:+ SWITCHES=\"$SWITCHES\"} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS GAN_HEAD=$GAN_HEAD REG_WEIGHT=$REG_WEIGHT REG_BATCHES=$REG_BATCHES REG_STEPS=$REG_STEPS REG_MODE=$REG_MODE BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
 $RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \
     --data "$DATA" --continues teacher="$TEACHER" ${STUDENT:+--continues student="$STUDENT"} --recipe "$RECIPE"
 if [ "${INSTALL:-0}" = 1 ]; then

@@ -15,7 +15,10 @@
 # commands are on PATH), GAN_WEIGHT (the discriminator's weight in the student's loss, Eq. 15's lambda_adv; the
 # paper's 1 is the default; docs/results.md "The student's scale": 0 keeps the student's latents at the data's scale),
 # GAN_MATCH_RMS (false, the paper; true: the discriminator sees student latents at their condition's real rms),
-# GAN_HEAD (pool, the paper: one logit per clip; frame: one logit per latent frame).
+# GAN_HEAD (pool, the paper: one logit per clip; frame: one logit per latent frame), REG_WEIGHT (0, the paper; W > 0
+# adds DMD's regression term: first REG_BATCHES batches (default 64) of the teacher's REG_STEPS-step (default 25)
+# CFG samples are made with `audiox-distill pairs`, outside the DISTILL_MIN clock; REG_MODE first|all, see
+# docs/distillation.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-runs/mini}"
@@ -30,6 +33,10 @@ DISTILL_BATCH="${DISTILL_BATCH:-32}"
 GAN_WEIGHT="${GAN_WEIGHT:-1}"
 GAN_MATCH_RMS="${GAN_MATCH_RMS:-false}"
 GAN_HEAD="${GAN_HEAD:-pool}"
+REG_WEIGHT="${REG_WEIGHT:-0}"
+REG_BATCHES="${REG_BATCHES:-64}"
+REG_STEPS="${REG_STEPS:-25}"
+REG_MODE="${REG_MODE:-first}"
 WORKERS="${WORKERS:-14}"
 PROGRESS="${PROGRESS:-true}"
 QUANTIZE="${QUANTIZE:-int8}"
@@ -64,17 +71,27 @@ stage_teacher() {
         max_steps=1000000 max_minutes="$2" log.progress="$PROGRESS" checkpoint.every=100000 checkpoint.dir="$1/teacher-run" --out "$1/teacher"
 }
 stage_distill() {  # DMD2's two-time-scale ratio (1 student : 5 fake updates); see docs/distillation.md
+    local REG=() pairs
+    if [ "$REG_WEIGHT" != 0 ]; then  # DMD's regression pairs, one folder per teacher's weights (resumes)
+        pairs="$1/pairs-$(sha256sum "$1/teacher/model.safetensors" | cut -c1-12)"
+        $RUN audiox-distill pairs --teacher "$1/teacher" --out "$pairs" --batches "$REG_BATCHES" --steps "$REG_STEPS" \
+            --config paper device="$DEVICE" data.shards="$1/data" data.batch_size="$DISTILL_BATCH" "${CACHE[@]}" \
+            data.num_workers="$WORKERS"
+        REG=(regression.weight="$REG_WEIGHT" regression.pairs="$pairs" regression.steps="$REG_MODE")
+    fi
     $RUN audiox-distill --teacher "$1/teacher" --config paper --export "$1/student" --run-dir "$1/distill-run" \
         device="$DEVICE" deepspeed.enabled=false data.shards="$1/data" data.batch_size="$DISTILL_BATCH" "${CACHE[@]}" \
         data.num_workers="$WORKERS" dmd.student_updates=1 dmd.fake_updates=5 optim.lr=1e-4 schedule.warmup=0.9 \
-        ema.decay=0.99 gan.num_blocks=4 gan.weight="$GAN_WEIGHT" gan.match_rms="$GAN_MATCH_RMS" gan.head="$GAN_HEAD" log.every=10 log.tensorboard=false max_steps=1000000 max_minutes="$2" log.progress="$PROGRESS" checkpoint.every=100000
+        ema.decay=0.99 gan.num_blocks=4 gan.weight="$GAN_WEIGHT" gan.match_rms="$GAN_MATCH_RMS" gan.head="$GAN_HEAD" \
+        "${REG[@]}" log.every=10 log.tensorboard=false max_steps=1000000 max_minutes="$2" log.progress="$PROGRESS" \
+        checkpoint.every=100000
 }
 
 if [ "${PRECHECK:-0}" = 1 ]; then  # every stage for a few seconds on a tiny corpus: fail fast, before the long run
     P="$OUT/precheck"; rm -rf "$P"
     stamp "precheck"
     (
-        BATCH=2 AE_BATCH=2 DISTILL_BATCH=2
+        BATCH=2 AE_BATCH=2 DISTILL_BATCH=2 REG_BATCHES=1 REG_STEPS=2
         stage_data "$P" $(( 4 * WORKERS )) 2 "$WORKERS"
         stage_ae "$P" 0.02
         stage_latents "$P"
@@ -92,5 +109,5 @@ stamp "teacher: $TEACHER_MIN min"; stage_teacher "$OUT" "$TEACHER_MIN"
 stamp "distill: $DISTILL_MIN min"; stage_distill "$OUT" "$DISTILL_MIN"
 stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
 $RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \
-    --recipe "CLIPS=$CLIPS SEED=$SEED AE_MIN=$AE_MIN TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN BATCH=$BATCH AE_BATCH=$AE_BATCH DISTILL_BATCH=$DISTILL_BATCH GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS GAN_HEAD=$GAN_HEAD WORKERS=$WORKERS bash recipes/mini.sh"
+    --recipe "CLIPS=$CLIPS SEED=$SEED AE_MIN=$AE_MIN TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN BATCH=$BATCH AE_BATCH=$AE_BATCH DISTILL_BATCH=$DISTILL_BATCH GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS GAN_HEAD=$GAN_HEAD REG_WEIGHT=$REG_WEIGHT REG_BATCHES=$REG_BATCHES REG_STEPS=$REG_STEPS REG_MODE=$REG_MODE WORKERS=$WORKERS bash recipes/mini.sh"
 stamp "done: $OUT/teacher-fp16 $OUT/student-fp16"

@@ -71,6 +71,14 @@ def test_make_pairs_stores_the_teachers_sample_from_the_stored_noise_and_resumes
     assert [p.read_bytes() for p in paths] == before
     with pytest.raises(ValueError, match="other settings"):
         _make(tmp_path / "p", steps=4)
+    meta = json.loads((tmp_path / "p" / "pairs.json").read_text())
+    assert meta["complete"] and meta["shards"] == 3  # the refused run left the folder as it was
+    # a run that stops part-way leaves a folder the distiller refuses until a rerun finishes it
+    (tmp_path / "p" / "pairs.json").write_text(json.dumps({**meta, "complete": False}))
+    with pytest.raises(ValueError, match="unfinished"):
+        PairSource(tmp_path / "p")
+    _make(tmp_path / "p", batches=2)
+    assert len(PairSource(tmp_path / "p")) == 2  # the folder now serves what the last run asked for
 
 
 def test_pair_source_cycles_and_its_position_restores(tmp_path):

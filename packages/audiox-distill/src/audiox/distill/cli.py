@@ -80,6 +80,16 @@ def _load_teacher(path: str) -> AudioXModel:
     return AudioXModel.from_pretrained(teacher_dir, device="cpu", dtype=torch.float32)
 
 
+def _digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def pairs_main(argv: list[str]) -> int:
     args = _pairs_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -105,8 +115,9 @@ def pairs_main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         paths = make_pairs(teacher, source, audiox_prepare(teacher, device), args.out, args.batches, steps=steps,
                            guidance=guidance, shift=inf.time_shift, seed=cfg.seed,
-                           info={"teacher": str(Path(args.teacher).resolve()), "batch_size": cfg.data.batch_size})
-    except (ValueError, FileNotFoundError, TypeError) as exc:
+                           info={"teacher": str(Path(args.teacher).resolve()), "batch_size": cfg.data.batch_size,
+                                 "teacher_sha256": _digest(Path(args.teacher) / "model.safetensors")})
+    except (ValueError, OSError, TypeError) as exc:
         print(f"audiox-distill pairs: error: {exc}", file=sys.stderr)
         return 2
     print(f"audiox-distill pairs: {len(paths)} shards in {args.out} ({steps} steps, CFG {guidance:g}, "

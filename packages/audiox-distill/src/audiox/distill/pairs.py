@@ -88,9 +88,11 @@ def make_pairs(teacher: VelocityModel, source: Any, prepare: Callable[[Any], tup
     meta_path = out / PAIRS_META
     if meta_path.is_file():
         old = json.loads(meta_path.read_text())
-        diff = sorted(k for k in ("steps", "guidance", "shift", "seed") if old.get(k) != meta[k])
+        # every setting but where the teacher lives: the same teacher moved is fine, other weights are not
+        diff = sorted(k for k in {*old, *meta} - {"teacher", "shards", "complete"} if old.get(k) != meta.get(k))
         if diff:
             raise ValueError(f"{out} holds pairs made with other settings ({', '.join(diff)}); use another folder")
+    _write_meta(meta_path, {**meta, "complete": False})  # before any shard: a resumed run checks against it
     paths = []
     for i in range(batches):
         batch = source.next_batch()  # consumed even when the shard exists: the same batch lands in the same shard
@@ -108,11 +110,14 @@ def make_pairs(teacher: VelocityModel, source: Any, prepare: Callable[[Any], tup
         save_file(tensors, str(tmp), metadata={"feats": kind})
         os.replace(tmp, path)
         log.info("pairs: wrote %s (%d of %d)", path.name, i + 1, batches)
-    meta["shards"] = len(paths)
-    tmp = meta_path.with_name(meta_path.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    os.replace(tmp, meta_path)
+    _write_meta(meta_path, {**meta, "complete": True, "shards": len(paths)})
     return paths
+
+
+def _write_meta(path: Path, meta: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, path)
 
 
 class PairSource:
@@ -124,10 +129,14 @@ class PairSource:
         if not (self.folder / PAIRS_META).is_file():
             raise FileNotFoundError(f"{self.folder} is not a pair folder (no {PAIRS_META}; make one with "
                                     "`audiox-distill pairs`)")
-        self.paths = sorted(self.folder.glob("pairs-*.safetensors"))
-        if not self.paths:
-            raise FileNotFoundError(f"{self.folder} holds no pairs-*.safetensors shards")
         self.meta = json.loads((self.folder / PAIRS_META).read_text())
+        if not self.meta.get("complete", False):
+            raise ValueError(f"{self.folder} is an unfinished pair folder: rerun `audiox-distill pairs` with the same "
+                             "settings (it resumes), or with a smaller --batches to keep what is there")
+        self.paths = [_shard(self.folder, i) for i in range(int(self.meta["shards"]))]  # what the last run made
+        missing = [p.name for p in self.paths if not p.is_file()]
+        if missing or not self.paths:
+            raise FileNotFoundError(f"{self.folder} lacks {missing[0] if missing else 'any shard'}: rerun `audiox-distill pairs`")
         self.device = torch.device(device)
         self.index = 0
 
