@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
 from torch import Tensor
 
 from audiox.core import flow
+from audiox.core.io import save_tensors_atomic
 
 from audiox.distill.dmd import VelocityModel, cfg_velocity, null_drop
 
@@ -106,9 +107,7 @@ def make_pairs(teacher: VelocityModel, source: Any, prepare: Callable[[Any], tup
         y = teacher_ode(teacher, feats, z1, steps, guidance, shift)
         tensors, kind = _feats_to_tensors(feats)
         tensors = {k: v.detach().cpu().contiguous() for k, v in {**tensors, "z1": z1, "y": y}.items()}
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={"feats": kind})
-        os.replace(tmp, path)
+        save_tensors_atomic(tensors, path, metadata={"feats": kind})
         log.info("pairs: wrote %s (%d of %d)", path.name, i + 1, batches)
     _write_meta(meta_path, {**meta, "complete": True, "shards": len(paths)})
     return paths
@@ -146,11 +145,9 @@ class PairSource:
     def next_batch(self) -> tuple[Any, Tensor, Tensor]:
         path = self.paths[self.index % len(self.paths)]
         self.index += 1
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
+        with safe_open(str(path), "pt") as f:  # one read: the metadata and every tensor
             kind = (f.metadata() or {}).get("feats", "tensor")
-        tensors = {k: v.to(self.device) for k, v in load_file(str(path)).items()}
+            tensors = {k: f.get_tensor(k).to(self.device) for k in f.keys()}
         return _feats_from_tensors(tensors, kind), tensors["z1"], tensors["y"]
 
     def state_dict(self) -> dict[str, int]:
