@@ -116,6 +116,23 @@ def test_prompt_following_measures_chance_on_the_same_clips():
     f = prompt_following(recs, only_chirp_knock)
     assert f["n"] == 4 and f["cat_acc_other_prompt"] == 50.0  # clips 0 and 3
     assert f["cat_acc_margin"] == 25.0 - 50.0  # only clip 1 asked for what every clip holds
+    assert f["discordant"] == [1, 2] and f["cat_acc_margin_p"] == 7 / 8  # P(X >= 1), X ~ Bin(3, 1/2)
+
+
+def test_prompt_following_margin_p_is_the_exact_one_sided_mcnemar_test():
+    from math import comb
+
+    # 10 single-category prompts over 10 categories, so every clip's partner is the next one
+    names = [f"cat{i}" for i in range(10)]
+    recs = [_rec(n) for n in names]
+    # clips 0-5 hold their own category only, clip 6 its partner's only, clips 7-9 neither: 6 against 1 discordant
+    anns = [{"category": {names[i]: 1}} for i in range(6)] + [{"category": {names[7]: 1}}] + [{"category": {}}] * 3
+    f = prompt_following(recs, anns)
+    assert f["discordant"] == [6, 1] and f["cat_acc_margin"] == 60.0 - 10.0
+    assert f["cat_acc_margin_p"] == pytest.approx(sum(comb(7, k) for k in range(6, 8)) / 2**7)  # 8/128
+    # no discordant clip: nothing to tell apart
+    f = prompt_following(recs, [{"category": {}}] * 10)
+    assert f["discordant"] == [0, 0] and f["cat_acc_margin_p"] == 1.0
 
 
 def test_prompt_following_rejects_mismatched_lengths():

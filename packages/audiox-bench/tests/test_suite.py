@@ -71,6 +71,8 @@ def test_suite_end_to_end_on_a_random_model():
     # the truth holds its prompt's sounds and nothing else: no chance hits against other prompts, no extras
     assert gt["t2a"]["following"]["cat_acc_other_prompt"] == 0.0 and gt["t2a"]["following"]["cat_acc_margin"] == 100.0
     assert gt["t2a"]["following"]["extra_categories_per_clip"] == 0.0
+    n_gt = gt["t2a"]["following"]["n"]  # every clip meets its own prompt only: p = 2^-n
+    assert gt["t2a"]["following"]["cat_acc_margin_p"] == pytest.approx(0.5 ** n_gt)
     assert gt["t2m"] == {"tempo_acc": 100.0, "instrument_acc": 100.0, "mode_acc": 100.0, "n": 1}
     # an untrained autoencoder destroys the events; the suite must see that, not echo the prompt
     assert rt["t2a"]["overall"]["cat_acc"] < 100.0
@@ -83,6 +85,7 @@ def test_suite_end_to_end_on_a_random_model():
     assert max(r["efficiency"]["speedup_vs_slowest"] for r in res["results"].values()) >= 1.0
     page = suite_markdown(res, {"m": "debug"}, 1.0, argv=["audiox-bench", "suite"])
     assert "| *ground truth* |" in page and "| two | 4 |" in page
+    assert f"| +100.0 (p {0.5 ** n_gt:.2g}) |" in page  # the ground truth's margin and its p
     assert "| mode (%) |" in page and "| *ground truth* | 100.0 | 100.0 | 100.0 |" in page
     assert "| aligned within 0.2 s (%) |" in page
 

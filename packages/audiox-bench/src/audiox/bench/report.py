@@ -24,12 +24,13 @@ def accuracy_table(results: list[dict]) -> str:
         lines.append(f"| {r['label']} | {r.get('nfe', '-')} | " + " | ".join(_fmt(o[k]) for k in _NAMES) + " |")
     following = [r for r in results if r.get("following")]
     if following:  # Cat-acc's chance level on the same clips (judges.rules.prompt_following)
-        lines += ["", "| Method | Cat-acc vs another prompt (chance) | Cat-acc margin over chance | extra categories per clip |",
-                  "|---|---|---|---|"]
+        lines += ["", "| Method | Cat-acc vs another prompt (chance) | Cat-acc margin over chance | one-sided p (McNemar) "
+                  "| extra categories per clip |", "|---|---|---|---|---|"]
         for r in following:
             f = r["following"]
-            extra = f["extra_categories_per_clip"]
+            extra, p = f["extra_categories_per_clip"], f.get("cat_acc_margin_p")
             lines.append(f"| {r['label']} | {_fmt(f['cat_acc_other_prompt'])} | {_fmt(f['cat_acc_margin'])} | "
+                         f"{'-' if p is None else f'{p:.2g}'} | "
                          f"{'-' if extra is None else f'{extra:.2f}'} |")
     return "\n".join(lines)
 

@@ -280,26 +280,36 @@ def _f(v, nd: int = 1) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
 
+def margin(following: dict) -> str:
+    """``+12.5 (p 0.11)``: Cat-acc's margin over its chance level and the margin's one-sided p-value."""
+    m, p = following.get("cat_acc_margin"), following.get("cat_acc_margin_p")
+    if m is None:
+        return "-"
+    return f"{m:+.1f}" + ("" if p is None else f" (p {p:.2g})")
+
+
 def suite_tables(res: dict) -> str:
     rows = res["results"]
     labels = list(rows)
     refs = res.get("references", {})
     parts = []
     if any("t2a" in rows[k] for k in labels):
-        t = ["| Setting | NFE | Cat-acc | Cnt-acc | Ord-acc | TS-acc | Cat-acc vs another prompt (chance) | extra "
-             "categories per clip |", "|---|---|---|---|---|---|---|---|"]
+        t = ["| Setting | NFE | Cat-acc | Cnt-acc | Ord-acc | TS-acc | Cat-acc vs another prompt (chance) | margin "
+             "(p) | extra categories per clip |", "|---|---|---|---|---|---|---|---|---|"]
 
         def t2a_row(k: str, nfe, r: dict) -> str:
             o, fo = r["overall"], r.get("following") or {}
             return (f"| {k} | {nfe} | {_f(o['cat_acc'])} | {_f(o['cnt_acc'])} | {_f(o['ord_acc'])} | {_f(o['ts_acc'])} "
-                    f"| {_f(fo.get('cat_acc_other_prompt'))} | {_f(fo.get('extra_categories_per_clip'), 2)} |")
+                    f"| {_f(fo.get('cat_acc_other_prompt'))} | {margin(fo)} | {_f(fo.get('extra_categories_per_clip'), 2)} |")
 
         t += [t2a_row(k, rows[k]["efficiency"]["nfe"], rows[k]["t2a"]) for k in labels]
         t += [t2a_row(f"*{k}*", "-", ref["t2a"]) for k, ref in refs.items() if "t2a" in ref]
         parts.append("### Text-to-audio (T2A-bench, offline judge, %)\n\n" + "\n".join(t) + "\n\n"
                      "Cat-acc counts a clip when every category of its prompt is detected; extra sounds cost nothing. "
                      "The chance column judges the same clips against another prompt's categories (one sharing none "
-                     "with their own): a model follows its prompts only as far as its Cat-acc exceeds that.")
+                     "with their own): a model follows its prompts only as far as its Cat-acc exceeds that. The margin "
+                     "is Cat-acc minus chance, and p the exact one-sided McNemar test on the clips where the two "
+                     "disagree: how often a margin this large comes from clips that do not follow their prompts.")
     if any("v2a" in rows[k] for k in labels):
         t = ["| Setting | events found (%) | aligned within 0.2 s (%) | onset error median (ms) | onset error mean (ms) "
              "| false alarms per clip |", "|---|---|---|---|---|---|"]

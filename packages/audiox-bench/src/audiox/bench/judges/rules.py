@@ -15,10 +15,13 @@ metric does not apply to the record's type (Cat-acc applies to every record, as 
 Cat-acc does not penalize extra sounds, so a model that ignores the prompt and fills its clips with many kinds of
 sound scores above zero by chance. :func:`prompt_following` measures that chance level on the same clips: Cat-acc of
 each clip against *another* prompt's categories (one that shares none with its own), and the extra categories per
-clip. A model follows its prompts as far as its Cat-acc exceeds that chance level.
+clip. A model follows its prompts as far as its Cat-acc exceeds that chance level. Each clip is judged both ways,
+so the two are paired: the margin's p-value is the exact one-sided McNemar test on the clips where they disagree.
 """
 
 from __future__ import annotations
+
+from scipy.stats import binomtest
 
 __all__ = ["METRICS", "split_names", "annotation_from_events", "judge_record", "aggregate", "prompt_following"]
 
@@ -103,6 +106,9 @@ def prompt_following(records: list[dict], annotations: list[dict]) -> dict[str, 
     * ``cat_acc_other_prompt`` (%): each clip judged against the categories of the next record (cyclically) whose
       categories are disjoint from its own; a clip with no such record is skipped.
     * ``cat_acc_margin``: Cat-acc on the clips' own prompts minus that chance level (points, same clips).
+    * ``cat_acc_margin_p``: how likely a margin at least this large is when the clips do not follow their prompts
+      (own and other prompt equally likely to be the one met): the exact one-sided McNemar test, a binomial test of
+      the ``discordant`` clips (``[own only, other only]``) at 1/2; 1.0 when no clip is discordant.
     * ``extra_categories_per_clip``: detected categories that the clip's own prompt does not name, on average.
     """
     if len(records) != len(annotations):
@@ -119,5 +125,9 @@ def prompt_following(records: list[dict], annotations: list[dict]) -> dict[str, 
     extra = [len(got - want) for want, got in zip(wants, found, strict=True)]
     pct = lambda v: 100.0 * sum(v) / len(v) if v else None  # noqa: E731
     chance, mine = pct(other), pct(own)
+    b = sum(o > x for o, x in zip(own, other))  # met its own prompt only
+    c = sum(o < x for o, x in zip(own, other))  # met the other prompt only
+    p = binomtest(b, b + c, 0.5, alternative="greater").pvalue if b + c else 1.0
     return {"cat_acc_other_prompt": chance, "cat_acc_margin": None if chance is None else mine - chance,
+            "cat_acc_margin_p": None if chance is None else float(p), "discordant": [b, c],
             "extra_categories_per_clip": sum(extra) / len(extra) if extra else None, "n": len(other)}
