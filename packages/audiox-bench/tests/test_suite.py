@@ -90,6 +90,27 @@ def test_suite_end_to_end_on_a_random_model():
     assert "| aligned within 0.2 s (%) |" in page
 
 
+def test_results_page_pins_the_commit_and_each_models_weights(tmp_path):
+    import hashlib
+
+    from audiox.bench.suite import provenance, weights_digest
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    blob = bytes(range(256)) * 5000  # more than one hashing block
+    (folder / "model.safetensors").write_bytes(blob)
+    assert weights_digest(folder) == hashlib.sha256(blob).hexdigest()[:12]
+    prov = provenance({"m": folder, "p": "debug"})
+    assert prov["weights"] == {"m": hashlib.sha256(blob).hexdigest()[:12], "p": None} and prov["commit"]
+    eff = {"nfe": 4, "latency_mean": 0.3, "latency_std": 0.0, "rtf": 0.03, "duration": 10.0, "speedup_vs_slowest": 1.0}
+    res = {"seed": 0, "results": {"m-4": {"efficiency": eff}}, "references": {}, "counts": {"t2a": 0},
+           "provenance": prov}
+    page = suite_markdown(res, {"m": str(folder), "p": "debug"}, 60.0, argv=["audiox-bench", "suite"])
+    assert f"`m` = `{folder}` (weights sha256 `{prov['weights']['m']}`)" in page
+    assert "`p` = `debug`," not in page and page.count("weights sha256") == 1
+    assert f"commit `{prov['commit']}` (at the start, {prov['started']})" in page
+
+
 def test_unknown_model_in_a_setting_is_an_error():
     with pytest.raises(ValueError, match="names model 'x'"):
         run_suite({}, [parse_suite_setting("x@euler:2")], progress=False)

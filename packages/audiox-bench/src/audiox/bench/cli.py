@@ -320,7 +320,8 @@ def cmd_suite(args) -> None:
     import torch
 
     from audiox.bench.io import atomic_write_text, write_json
-    from audiox.bench.suite import parse_suite_setting, run_suite, suite_markdown, suite_plots, suite_tables
+    from audiox.bench.suite import (parse_suite_setting, provenance, run_suite, suite_markdown, suite_plots,
+                                    suite_tables)
     from audiox.core import PRESETS, AudioXModel, get_config
     from audiox.infer import AudioXPipeline
     from audiox.infer.defaults import BUNDLED_MODELS, bundled_model
@@ -330,7 +331,7 @@ def cmd_suite(args) -> None:
             raise CLIError(f"--n-{task} must be >= 0")
     if args.runs < 1 or args.warmup < 0:
         raise CLIError("--runs must be >= 1 and --warmup >= 0")
-    pipes, where = {}, {}
+    pipes, where, folders = {}, {}, {}
     for spec in args.model:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
@@ -348,12 +349,15 @@ def cmd_suite(args) -> None:
         else:
             raise CLIError(f"--model {spec!r}: {path!r} is neither a model folder nor a preset ({', '.join(PRESETS)})")
         where[name] = spec.partition("=")[2]
+        folders[name] = path
     settings = [parse_suite_setting(s) for s in args.setting]
     t0 = time.perf_counter()
+    prov = provenance(folders)  # before the run: the commit and weights that were measured
     res = run_suite(pipes, settings, n_t2a=args.n_t2a, n_v2a=args.n_v2a, n_t2m=args.n_t2m, n_inpaint=args.n_inpaint,
                     n_complete=args.n_complete, seed=args.seed, runs=args.runs, warmup=args.warmup,
                     progress=not args.no_progress)
     res["counts"] = {t: getattr(args, f"n_{t}") for t in ("t2a", "v2a", "t2m", "inpaint", "complete")}
+    res["provenance"] = prov
     table = suite_tables(res)
     write_json(args.out / "results.json", res)
     atomic_write_text(args.out / "table.md", table + "\n")

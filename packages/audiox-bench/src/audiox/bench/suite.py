@@ -27,6 +27,7 @@ command line). Random-weight presets (``--model t=debug``) exercise the plumbing
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import re
@@ -388,25 +389,55 @@ def _machine() -> str:
 
 
 def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+    """The source's commit, with `` + uncommitted changes`` when tracked files differ from it; ``unknown`` outside git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
                               cwd=Path(__file__).parent).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + (" + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def weights_digest(folder: str | Path) -> str | None:
+    """The first 12 hex digits of the sha256 of a model folder's ``model.safetensors`` (None if it has none)."""
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def provenance(folders: dict[str, str | Path]) -> dict:
+    """What a results page must pin, taken when the run starts: the source commit and each model's weights digest."""
+    return {"commit": _commit(), "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "weights": {k: weights_digest(v) for k, v in folders.items()}}
 
 
 def suite_markdown(res: dict, models: dict[str, str], wall_seconds: float, argv: list[str] | None = None) -> str:
     argv = sys.argv if argv is None else argv
     n = res.get("counts", {})
+    prov = res.get("provenance") or {}
+    digests = prov.get("weights", {})
+
+    def model(k: str, v: str) -> str:
+        return f"`{k}` = `{v}`" + (f" (weights sha256 `{digests[k]}`)" if digests.get(k) else "")
+
     head = [
         "# Results: the bundled models on the synthetic world",
         "",
         f"Written by `audiox-bench suite` on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, commit "
-        f"`{_commit()}`, in {wall_seconds / 60:.1f} min. Every row was measured in this one run, on the same machine.",
+        f"`{prov.get('commit') or _commit()}`" + (f" (at the start, {prov['started']})" if prov.get("started") else "")
+        + f", in {wall_seconds / 60:.1f} min. Every row was measured in this one run, on the same machine.",
         "",
         f"- command: `audiox-bench {' '.join(argv[1:])}`",
         f"- machine: {_machine()}; torch {torch.__version__}",
-        "- models: " + ", ".join(f"`{k}` = `{v}`" for k, v in models.items()),
+        "- models: " + ", ".join(model(k, v) for k, v in models.items()),
         f"- held-out prompts (seed {res['seed']}): " + ", ".join(f"{k} {v}" for k, v in n.items()),
         "",
         "Judges: the deterministic offline judges of audiox-bench (docs/metrics.md). Accuracies in %, higher is",
