@@ -27,7 +27,6 @@ command line). Random-weight presets (``--model t=debug``) exercise the plumbing
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import re
@@ -45,6 +44,7 @@ from tqdm import tqdm
 from audiox.bench.judges.av_music import T2MJudge, V2AJudge
 from audiox.bench.judges.offline import OfflineJudge
 from audiox.bench.judges.rules import aggregate, prompt_following
+from audiox.core.io import file_sha256
 
 __all__ = ["SuiteSetting", "parse_suite_setting", "log_mel_l1", "inpaint_span", "run_suite", "suite_markdown", "suite_plots"]
 
@@ -404,13 +404,7 @@ def _commit() -> str:
 def weights_digest(folder: str | Path) -> str | None:
     """The first 12 hex digits of the sha256 of a model folder's ``model.safetensors`` (None if it has none)."""
     path = Path(folder) / "model.safetensors"
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
+    return file_sha256(path)[:12] if path.is_file() else None
 
 
 def provenance(folders: dict[str, str | Path]) -> dict:

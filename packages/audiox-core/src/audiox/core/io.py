@@ -1,7 +1,8 @@
-"""Atomic file writes shared by the packages: safetensors through a temporary file, with the umask's modes."""
+"""File helpers shared by the packages: atomic safetensors writes with the umask's modes, and file digests."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -9,7 +10,16 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-__all__ = ["current_umask", "save_tensors_atomic"]
+__all__ = ["current_umask", "file_sha256", "save_tensors_atomic"]
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks (a model's weights need not fit in memory twice)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def current_umask() -> int:

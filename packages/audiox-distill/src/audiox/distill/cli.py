@@ -80,20 +80,11 @@ def _load_teacher(path: str) -> AudioXModel:
     return AudioXModel.from_pretrained(teacher_dir, device="cpu", dtype=torch.float32)
 
 
-def _digest(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def pairs_main(argv: list[str]) -> int:
     args = _pairs_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
+        from audiox.core.io import file_sha256
         from audiox.train import resolve_device
 
         from audiox.distill.config import get_distill_config
@@ -116,7 +107,7 @@ def pairs_main(argv: list[str]) -> int:
         paths = make_pairs(teacher, source, audiox_prepare(teacher, device), args.out, args.batches, steps=steps,
                            guidance=guidance, shift=inf.time_shift, seed=cfg.seed,
                            info={"teacher": str(Path(args.teacher).resolve()), "batch_size": cfg.data.batch_size,
-                                 "teacher_sha256": _digest(Path(args.teacher) / "model.safetensors")})
+                                 "teacher_sha256": file_sha256(Path(args.teacher) / "model.safetensors")})
     except (ValueError, OSError, TypeError) as exc:
         print(f"audiox-distill pairs: error: {exc}", file=sys.stderr)
         return 2
