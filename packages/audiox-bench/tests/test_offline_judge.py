@@ -135,6 +135,25 @@ def test_prompt_following_margin_p_is_the_exact_one_sided_mcnemar_test():
     assert f["discordant"] == [0, 0] and f["cat_acc_margin_p"] == 1.0
 
 
+def test_category_recall_by_hand():
+    from audiox.bench.judges.rules import category_recall
+
+    recs = [_rec("bell"), _rec("chirp, knock"), _rec("chirp"), _rec("bell, siren")]
+    # a model that never makes a chirp and always adds a buzz
+    anns = [{"category": {"bell": 1, "buzz": 1}}, {"category": {"knock": 1, "buzz": 1}}, {"category": {"buzz": 1}},
+            {"category": {"siren": 2, "buzz": 1}}]
+    r = category_recall(recs, anns)
+    assert list(r) == ["bell", "buzz", "chirp", "knock", "siren"]
+    assert r["chirp"] == {"asked": 2, "heard": 0, "recall": 0.0, "unasked": 2, "heard_unasked": 0, "unasked_rate": 0.0}
+    assert r["bell"] == {"asked": 2, "heard": 1, "recall": 50.0, "unasked": 2, "heard_unasked": 0, "unasked_rate": 0.0}
+    # never asked for, heard in every clip
+    assert r["buzz"] == {"asked": 0, "heard": 0, "recall": None, "unasked": 4, "heard_unasked": 4,
+                         "unasked_rate": 100.0}
+    assert r["knock"]["recall"] == 100.0 and r["siren"]["recall"] == 100.0
+    with pytest.raises(ValueError, match="records for"):
+        category_recall(recs, anns[:2])
+
+
 def test_prompt_following_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="records for"):
         prompt_following([_rec("bell")], [])

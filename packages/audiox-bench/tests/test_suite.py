@@ -88,6 +88,15 @@ def test_suite_end_to_end_on_a_random_model():
     assert f"| +100.0 (p {0.5 ** n_gt:.2g}) |" in page  # the ground truth's margin and its p
     assert "| mode (%) |" in page and "| *ground truth* | 100.0 | 100.0 | 100.0 |" in page
     assert "| aligned within 0.2 s (%) |" in page
+    # per category: the truth holds every asked category and no other, and each clip is kept for judgments.json
+    cats = gt["t2a"]["categories"]
+    assert cats and all(c["heard"] == c["asked"] and c["heard_unasked"] == 0 for c in cats.values())
+    assert sum(c["asked"] for c in cats.values()) == sum(len(r["category"].split(",")) for r in res["judgments"]["two"])
+    name, c = next(iter(cats.items()))
+    assert "### Text-to-audio per category" in page and f"| {name} |" in page and f"{c['heard']}/{c['asked']} (0)" in page
+    rows = res["judgments"]["ground truth"]
+    assert len(rows) == 4 and all(r["prediction"]["cat_acc"] == 1 and r["events"] for r in rows)
+    assert [r["id"] for r in rows] == [r["id"] for r in res["judgments"]["one"]]
 
 
 def test_results_page_pins_the_commit_and_each_models_weights(tmp_path):
@@ -127,7 +136,10 @@ def test_suite_cli_writes_results_tables_plots_and_page(tmp_path):
                "--runs", "1", "--warmup", "0", "--out", str(out), "--markdown", str(page), "--no-progress"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
-    assert set(res["results"]) == {"t-2", "t-1"} and res["counts"]["t2a"] == 2
+    assert set(res["results"]) == {"t-2", "t-1"} and res["counts"]["t2a"] == 2 and "judgments" not in res
+    judgments = json.loads((out / "judgments.json").read_text())
+    assert set(judgments) == {"t-2", "t-1", "ground truth", "autoencoder round trip"}
+    assert all(len(v) == 2 and {"prompt", "prediction", "events"} <= set(v[0]) for v in judgments.values())
     assert res["results"]["t-2"]["efficiency"]["nfe"] == 4 and res["results"]["t-1"]["efficiency"]["nfe"] == 1
     assert (out / "accuracy_bars.png").stat().st_size > 1000 and (out / "quality_vs_latency.png").stat().st_size > 1000
     text = page.read_text()

@@ -359,6 +359,7 @@ def cmd_suite(args) -> None:
     res["counts"] = {t: getattr(args, f"n_{t}") for t in ("t2a", "v2a", "t2m", "inpaint", "complete")}
     res["provenance"] = prov
     table = suite_tables(res)
+    write_json(args.out / "judgments.json", res.pop("judgments"))  # per T2A clip: the prompt, its judgment, the events
     write_json(args.out / "results.json", res)
     atomic_write_text(args.out / "table.md", table + "\n")
     suite_plots(res, args.out)

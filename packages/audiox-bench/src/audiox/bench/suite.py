@@ -5,7 +5,8 @@ Like the paper's Tables II/III: each *setting* is ``label=model@sampler:steps[:c
 held-out prompts, on the same machine, in the same process:
 
 - **T2A** (T2A-bench, Appendix C): the offline judge's Cat-/Cnt-/Ord-/TS-acc on held-out synthetic-world
-  prompts (``make_t2a_bench``: the EVAL_T2A stream, disjoint from every training corpus).
+  prompts (``make_t2a_bench``: the EVAL_T2A stream, disjoint from every training corpus), with the prompt-following
+  check (Cat-acc's chance level) and a per-category breakdown (asked and heard, heard unasked).
 - **V2A**: held-out clips (EVAL_V2A stream) rendered with their video, written as MP4 and given to the pipeline
   as a file (video only, task ``v2a``); the V2A judge reports the share of annotated events found within 0.5 s of
   their visual onset (presence), the share within 0.2 s (aligned), the onset error of those found (median, mean,
@@ -21,7 +22,8 @@ held-out prompts, on the same machine, in the same process:
 - **Efficiency**: NFE (counted), end-to-end latency (mean +- std over ``runs`` after ``warmup``, batch 1, one clip of
   the model's duration), RTF, and speed-up against the slowest setting.
 
-Outputs: ``results.json``, ``table.md`` and, with ``markdown=``, a self-contained page (machine, versions,
+Outputs: ``results.json``, the per-clip T2A judgments (``judgments`` in the returned dict, which the CLI writes to
+``judgments.json``), ``table.md`` and, with ``markdown=``, a self-contained page (machine, versions,
 command line). Random-weight presets (``--model t=debug``) exercise the plumbing only.
 """
 
@@ -43,7 +45,7 @@ from tqdm import tqdm
 
 from audiox.bench.judges.av_music import T2MJudge, V2AJudge
 from audiox.bench.judges.offline import OfflineJudge
-from audiox.bench.judges.rules import aggregate, prompt_following
+from audiox.bench.judges.rules import aggregate, category_recall, prompt_following
 from audiox.core.io import file_sha256
 
 __all__ = ["SuiteSetting", "parse_suite_setting", "log_mel_l1", "inpaint_span", "run_suite", "suite_markdown", "suite_plots"]
@@ -167,7 +169,8 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
     inp = make_v2a_prompts(seed + 1, n_inpaint) if n_inpaint else []
     comp = make_t2m_prompts(seed + 1, n_complete) if n_complete else []
     offline, v2a_judge, t2m_judge = OfflineJudge(), V2AJudge(), T2MJudge()
-    out: dict = {"seed": seed, "settings": [s.__dict__ for s in settings], "results": {}, "references": {}}
+    out: dict = {"seed": seed, "settings": [s.__dict__ for s in settings], "results": {}, "references": {},
+                "judgments": {}}
 
     with tempfile.TemporaryDirectory() as tmp:
         # ground truth once, shared by all settings
@@ -198,7 +201,9 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
             for name, fn in (("ground truth", lambda w: w), ("autoencoder round trip", roundtrip)):
                 ref: dict = {}
                 if t2a:
-                    ref["t2a"] = _t2a_result(t2a, [offline.judge(r, fn(truth[r["id"]]), rate) for r in t2a])
+                    judged_ref = [offline.judge(r, fn(truth[r["id"]]), rate) for r in t2a]
+                    ref["t2a"] = _t2a_result(t2a, judged_ref)
+                    out["judgments"][name] = _clip_rows(t2a, judged_ref)
                 if v2a:
                     ref["v2a"] = V2AJudge.summary([v2a_judge.judge(r, fn(truth[r["id"]]), rate) for r in v2a])
                 if t2m:
@@ -217,6 +222,7 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
                 bar.update(1)
             if t2a:
                 res["t2a"] = _t2a_result(t2a, judged_t2a)
+                out["judgments"][s.label] = _clip_rows(t2a, judged_t2a)
             judged = []
             for i, (r, path) in enumerate(zip(v2a, videos, strict=True)):
                 judged.append(v2a_judge.judge(r, _gen(pipe, s, seed + i, video=str(path), task="v2a"), sr))
@@ -269,8 +275,22 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
 def _t2a_result(records: list[dict], judged: list[dict]) -> dict:
     """T2A-bench accuracies plus the prompt-following check (Cat-acc's chance level on the same clips)."""
     res = aggregate([j["prediction"] for j in judged], [r["type"] for r in records])
-    res["following"] = prompt_following(records, [j.get("annotation") or {} for j in judged])
+    annotations = [j.get("annotation") or {} for j in judged]
+    res["following"] = prompt_following(records, annotations)
+    res["categories"] = category_recall(records, annotations)
     return res
+
+
+def _clip_rows(records: list[dict], judged: list[dict]) -> list[dict]:
+    """Per clip: the prompt, what it asked for, the judgment and the detected events (``judgments.json``)."""
+    rows = []
+    for r, j in zip(records, judged, strict=True):
+        events = [{"name": e["name"], "onset": round(float(e["onset"]), 3), "offset": round(float(e["offset"]), 3)}
+                  for e in (j.get("annotation") or {}).get("SED") or []]
+        rows.append({"id": r["id"], "type": r["type"], "prompt": r["prompt"], "category": r.get("category"),
+                     "count": r.get("count"), "time_relation": r.get("time_relation"),
+                     "timestamp": r.get("timestamp"), "prediction": j["prediction"], "events": events})
+    return rows
 
 
 def ae_device(ae: torch.nn.Module) -> torch.device:
@@ -311,6 +331,19 @@ def suite_tables(res: dict) -> str:
                      "with their own): a model follows its prompts only as far as its Cat-acc exceeds that. The margin "
                      "is Cat-acc minus chance, and p the exact one-sided McNemar test on the clips where the two "
                      "disagree: how often a margin this large comes from clips that do not follow their prompts.")
+    cats = {k: rows[k]["t2a"]["categories"] for k in labels if "categories" in rows[k].get("t2a", {})}
+    cats.update({f"*{k}*": ref["t2a"]["categories"] for k, ref in refs.items() if "categories" in ref.get("t2a", {})})
+    if cats:
+        names = sorted(set().union(*cats.values()))
+        t = ["| Category | " + " | ".join(cats) + " |", "|---" * (len(cats) + 1) + "|"]
+        for name in names:
+            cell = lambda c: "-" if not c or not c["asked"] else f"{c['heard']}/{c['asked']} ({_f(c['unasked_rate'], 0)})"  # noqa: E731
+            t.append(f"| {name} | " + " | ".join(cell(c.get(name)) for c in cats.values()) + " |")
+        parts.append("### Text-to-audio per category\n\n" + "\n".join(t) + "\n\n"
+                     "Each cell: the clips whose prompt names the category in which it was detected, of those clips; in "
+                     "brackets, % of the other clips in which it was detected although not asked for. Cat-acc needs "
+                     "every named category of a prompt, so one category that a model (or its autoencoder) cannot make "
+                     "costs every prompt that names it.")
     if any("v2a" in rows[k] for k in labels):
         t = ["| Setting | events found (%) | aligned within 0.2 s (%) | onset error median (ms) | onset error mean (ms) "
              "| false alarms per clip |", "|---|---|---|---|---|---|"]

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from scipy.stats import binomtest
 
-__all__ = ["METRICS", "split_names", "annotation_from_events", "judge_record", "aggregate", "prompt_following"]
+__all__ = ["METRICS", "split_names", "annotation_from_events", "judge_record", "aggregate", "prompt_following",
+           "category_recall"]
 
 METRICS = ("cat_acc", "cnt_acc", "ord_acc", "ts_acc")
 
@@ -131,3 +132,27 @@ def prompt_following(records: list[dict], annotations: list[dict]) -> dict[str, 
     return {"cat_acc_other_prompt": chance, "cat_acc_margin": None if chance is None else mine - chance,
             "cat_acc_margin_p": None if chance is None else float(p), "discordant": [b, c],
             "extra_categories_per_clip": sum(extra) / len(extra) if extra else None, "n": len(other)}
+
+
+def category_recall(records: list[dict], annotations: list[dict]) -> dict[str, dict[str, float | int | None]]:
+    """Which sounds a model makes when asked, per category (a breakdown of Cat-acc; sorted by name).
+
+    * ``asked`` / ``heard``: clips whose prompt names the category, and of those the ones where it was detected;
+      ``recall`` = heard / asked in %.
+    * ``unasked`` / ``heard_unasked``: clips whose prompt does not name it, and of those the ones where it was
+      detected anyway; ``unasked_rate`` in %. A category with a high rate in both is one the model makes whatever
+      the prompt says.
+    """
+    if len(records) != len(annotations):
+        raise ValueError(f"{len(records)} records for {len(annotations)} annotations")
+    wants = [set(split_names(r.get("category"))) for r in records]
+    found = [{str(k).lower() for k in (a.get("category") or {})} for a in annotations]
+    out: dict[str, dict[str, float | int | None]] = {}
+    for name in sorted(set().union(*wants, *found)) if wants else []:
+        asked = [name in got for want, got in zip(wants, found, strict=True) if name in want]
+        other = [name in got for want, got in zip(wants, found, strict=True) if name not in want]
+        out[name] = {"asked": len(asked), "heard": sum(asked),
+                     "recall": 100.0 * sum(asked) / len(asked) if asked else None,
+                     "unasked": len(other), "heard_unasked": sum(other),
+                     "unasked_rate": 100.0 * sum(other) / len(other) if other else None}
+    return out
