@@ -158,3 +158,50 @@ def test_latent_noise_must_not_be_negative():
 
     with pytest.raises(ValueError, match="latent_noise"):
         get_train_config("debug", ["autoencoder.latent_noise=-0.1"])
+
+
+def test_event_crops_replace_the_last_crops_with_isolated_events(tmp_path):
+    cfg = _cfg(tmp_path, "data.batch_size=4", "autoencoder.event_crops=0.5")
+    batch = synthetic_batch(cfg.model, 4, with_video=False)
+    tr = AutoencoderTrainer(cfg, FixedBatchSource(batch))
+    seen = []
+    losses_for = tr.losses_for
+    tr.losses_for = lambda x: (seen.append(x.detach().clone()), losses_for(x))[1]
+    expected = tr.event_crops(2, tr.crop(batch.audio).shape[-1])  # step 0's events, rendered ahead
+    tr.train_step()
+    x = seen[0]
+    assert x.shape[0] == 4 and torch.equal(x[2:], expected)
+    n = x.shape[-1]
+    for crop in x[2:, 0]:  # one event: sound inside one span no longer than 90 % of the crop, silence outside
+        on = torch.nonzero(crop.abs() > 0).flatten()
+        assert len(on) > 0 and (on[-1] - on[0] + 1) <= 0.9 * n + 1 and crop.abs().max() <= 1
+    assert not torch.equal(tr.event_crops(2, n), expected)  # a new step draws new events
+    # deterministic on resume, like the rest of the run
+    full = AutoencoderTrainer(_cfg(tmp_path / "a", "data.batch_size=4", "autoencoder.event_crops=0.5"),
+                              FixedBatchSource(batch)).fit(max_steps=10)
+    c = _cfg(tmp_path / "b", "data.batch_size=4", "autoencoder.event_crops=0.5")
+    AutoencoderTrainer(c, FixedBatchSource(batch)).fit(max_steps=5)
+    assert AutoencoderTrainer(c, FixedBatchSource(batch)).fit(max_steps=10) == full
+
+
+def test_event_crops_must_be_a_share():
+    import pytest
+
+    with pytest.raises(ValueError, match="event_crops"):
+        get_train_config("debug", ["autoencoder.event_crops=1.5"])
+
+
+def test_event_categories_pick_the_events_and_unknown_names_are_an_error(tmp_path):
+    import pytest
+
+    from audiox.data.synth.events import EVENTS
+
+    cfg = _cfg(tmp_path, "autoencoder.event_crops=1", 'autoencoder.event_categories=["click"]')
+    tr = AutoencoderTrainer(cfg, FixedBatchSource(synthetic_batch(cfg.model, 2, with_video=False)))
+    crops = tr.event_crops(8, 4000)
+    for crop in crops[:, 0]:  # a click lasts 40-60 ms
+        on = torch.nonzero(crop.abs() > 0).flatten()
+        assert EVENTS["click"].duration[0] * tr.ae.sample_rate - 1 <= on[-1] - on[0] + 1 <= EVENTS["click"].duration[1] * tr.ae.sample_rate
+    bad = _cfg(tmp_path, 'autoencoder.event_categories=["click", "oboe"]')
+    with pytest.raises(ValueError, match="unknown \\['oboe'\\]"):
+        AutoencoderTrainer(bad, FixedBatchSource(synthetic_batch(bad.model, 2, with_video=False)))

@@ -22,6 +22,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -124,6 +125,12 @@ class AutoencoderTrainer:
         if cfg.autoencoder.adversarial:
             self.disc = MultiScaleDiscriminator(ae_cfg.audio_channels).to(self.device)
             self.opt_d = torch.optim.AdamW(self.disc.parameters(), lr=o.lr, betas=(0.8, 0.99))
+        from audiox.data.synth.events import EVENT_NAMES
+
+        self.event_names = tuple(cfg.autoencoder.event_categories) or EVENT_NAMES
+        unknown = sorted(set(self.event_names) - set(EVENT_NAMES))
+        if unknown:
+            raise ValueError(f"autoencoder.event_categories: unknown {unknown} (known: {', '.join(EVENT_NAMES)})")
         self.source = source
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.run_dir = Path(run_dir or cfg.checkpoint.dir)
@@ -145,6 +152,22 @@ class AutoencoderTrainer:
                              idx[:, :, None, :].expand(-1, -1, audio.shape[1], -1))  # (B, K, C, n)
         best = cands.square().mean(dim=(2, 3)).argmax(dim=1)  # (B,)
         return cands[torch.arange(audio.shape[0], device=audio.device), best]
+
+    def event_crops(self, k: int, n: int) -> Tensor:
+        """(k, C, n) crops of one synthetic-world event each (``autoencoder.event_crops``): the category uniform over
+        ``autoencoder.event_categories`` (default the whole vocabulary), its duration drawn as the world draws it (capped at 90 % of the crop), at a random offset in
+        silence. Seeded by (seed, step), so a resumed run renders the same crops."""
+        from audiox.data.synth.events import EVENTS
+
+        sr, ch = self.ae.sample_rate, self.cfg.model.autoencoder.audio_channels
+        rng = np.random.default_rng([self.cfg.seed, self.step, 0xE7])
+        out = np.zeros((k, n), np.float32)
+        for i in range(k):
+            cat = EVENTS[self.event_names[int(rng.integers(len(self.event_names)))]]
+            m = max(1, int(min(rng.uniform(*cat.duration), 0.9 * n / sr) * sr))
+            off = int(rng.integers(0, n - m + 1))
+            out[i, off:off + m] = np.clip(cat.render(rng, m, sr), -1, 1)
+        return torch.from_numpy(out)[:, None].expand(-1, ch, -1).contiguous()  # (k, C, n)
 
     def losses_for(self, x: Tensor) -> tuple[Tensor, dict[str, float], Tensor]:
         c = self.cfg.autoencoder
@@ -169,7 +192,10 @@ class AutoencoderTrainer:
                        "kl": float(kl.detach())}, x_hat
 
     def train_step(self) -> float:
-        x = self.crop(self.source.next_batch().audio.to(self.device))
+        x = self.crop(self.source.next_batch().audio.to(self.device))  # (B, C, n)
+        k = round(self.cfg.autoencoder.event_crops * x.shape[0])
+        if k:  # the last k crops become isolated events
+            x = torch.cat([x[: x.shape[0] - k], self.event_crops(k, x.shape[-1]).to(x)])
         total, parts, x_hat = self.losses_for(x)
         if self.disc is not None:
             c = self.cfg.autoencoder

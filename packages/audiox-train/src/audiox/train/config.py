@@ -177,9 +177,18 @@ class AutoencoderLossConfig:
     # encoder's; a decoder that only ever saw exact means turns them into spurious events (scripts/diagnose.py
     # decoder-noise). 0 = exact means only.
     latent_noise: float = 0.0
+    # share of each batch's crops replaced by one isolated synthetic-world event each (category uniform over the
+    # vocabulary, unit gain as the corpus renders it, at a random offset in silence), rendered on the fly. In
+    # crops of mixed scenes a decoder can hedge between similar sounds (a rising chirp and a steady whistle both
+    # come out as one steady tone) at little cost; alone, each category's detail is what the loss sees. 0 = off.
+    event_crops: float = 0.0
+    # the categories those events are drawn from, uniformly (empty = the whole vocabulary); e.g. the ones a round
+    # trip loses (audiox-bench suite's per-category table on its "autoencoder round trip" row)
+    event_categories: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check(self.latent_noise >= 0, f"autoencoder.latent_noise must be >= 0, got {self.latent_noise}")
+        _check(0 <= self.event_crops <= 1, f"autoencoder.event_crops must be in [0, 1], got {self.event_crops}")
         _check(self.crop_seconds > 0, "autoencoder.crop_seconds must be > 0")
         _check(self.crop_candidates >= 1, "autoencoder.crop_candidates must be >= 1")
 
