@@ -13,7 +13,9 @@
 # Knobs: CLIPS, SEED (the bundled models' corpus: 4000 clips, seed 0), DECODER_MIN (minutes), BATCH, WORKERS, LR,
 # KIND (istft|oobleck), ISTFT_DIM, MEL and STFT (loss weights), LATENT_NOISE (autoencoder.latent_noise: also decode
 # noised latents to the clean audio, so a generator's near-miss latents do not become false alarms; default 0),
-# DEVICE (auto|cpu|cuda), RUN (launcher prefix; default `uv run`), PYTHON, SWAP=0 (stop at OUT/ae.safetensors: on
+# EVENT_CROPS (autoencoder.event_crops: share of each batch that is one isolated synthetic-world event; default 0)
+# and EVENT_CATEGORIES (comma-separated names those events come from; default all: pick the categories that the
+# suite's per-category table shows the round trip losing), DEVICE (auto|cpu|cuda), RUN (launcher prefix; default `uv run`), PYTHON, SWAP=0 (stop at OUT/ae.safetensors: on
 # a machine without the bundled weights, with OUT/ae0.safetensors placed beforehand). Resumes after a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +31,9 @@ ISTFT_DIM="${ISTFT_DIM:-192}"
 MEL="${MEL:-2.0}"
 STFT="${STFT:-0.5}"
 LATENT_NOISE="${LATENT_NOISE:-0}"
+EVENT_CROPS="${EVENT_CROPS:-0}"
+EVENT_CATEGORIES="${EVENT_CATEGORIES:-}"
+EVENT_JSON="[$(echo "$EVENT_CATEGORIES" | sed -E 's/ //g; s/([^,]+)/"\1"/g')]"
 if [ "$KIND" = istft ]; then
     LR="${LR:-6e-4}"  # a fresh decoder
     KIND_ARGS=(model.autoencoder.decoder=istft model.autoencoder.istft_dim="$ISTFT_DIM")
@@ -55,12 +60,13 @@ stamp "decoder: $DECODER_MIN min"
 $RUN audiox-train autoencoder --config mini device="$DEVICE" data.shards="$OUT/data" data.batch_size="$BATCH" \
     data.num_workers="$WORKERS" data.task_weights='{"t2a": 1.0, "t2m": 1.0}' optim.lr="$LR" \
     autoencoder.crop_seconds=1.0 autoencoder.mel="$MEL" autoencoder.stft="$STFT" "${KIND_ARGS[@]}" \
-    autoencoder.train_encoder=false autoencoder.latent_noise="$LATENT_NOISE" model.autoencoder.pretrained="$OUT/ae0.safetensors" \
+    autoencoder.train_encoder=false autoencoder.latent_noise="$LATENT_NOISE" \
+    autoencoder.event_crops="$EVENT_CROPS" autoencoder.event_categories="$EVENT_JSON" model.autoencoder.pretrained="$OUT/ae0.safetensors" \
     max_steps=1000000 max_minutes="$DECODER_MIN" log.progress="$PROGRESS" checkpoint.every=100000 \
     checkpoint.dir="$OUT/run" --out "$OUT/ae.safetensors"
 STEPS=$(ls -d "$OUT"/run/checkpoints/step-* 2>/dev/null | tail -1 | sed 's/.*step-0*//')
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-NOTE="$KIND decoder, ${STEPS:-?} steps at batch $BATCH x 1 s (latent noise up to $LATENT_NOISE x std), $DECODER_MIN min, $(date -u +%F), commit $COMMIT (recipes/decoder.sh)"
+NOTE="$KIND decoder, ${STEPS:-?} steps at batch $BATCH x 1 s (latent noise up to $LATENT_NOISE x std; isolated-event crops $EVENT_CROPS${EVENT_CATEGORIES:+ of $EVENT_CATEGORIES}), $DECODER_MIN min, $(date -u +%F), commit $COMMIT (recipes/decoder.sh)"
 if [ "${SWAP:-1}" = 0 ]; then stamp "done: $OUT/ae.safetensors ($NOTE)"; exit 0; fi
 stamp "swap the decoder into both bundled models"
 $RUN $PYTHON recipes/swap_decoder.py replace "$OUT/ae.safetensors" "$PKG" "$OUT/student" --note "$NOTE" "${SET_ARGS[@]}"

@@ -166,7 +166,7 @@ def test_event_crops_replace_the_last_crops_with_isolated_events(tmp_path):
     tr = AutoencoderTrainer(cfg, FixedBatchSource(batch))
     seen = []
     losses_for = tr.losses_for
-    tr.losses_for = lambda x: (seen.append(x.detach().clone()), losses_for(x))[1]
+    tr.losses_for = lambda x, exact=0: (seen.append(x.detach().clone()), losses_for(x, exact))[1]
     expected = tr.event_crops(2, tr.crop(batch.audio).shape[-1])  # step 0's events, rendered ahead
     tr.train_step()
     x = seen[0]
@@ -205,3 +205,21 @@ def test_event_categories_pick_the_events_and_unknown_names_are_an_error(tmp_pat
     bad = _cfg(tmp_path, 'autoencoder.event_categories=["click", "oboe"]')
     with pytest.raises(ValueError, match="unknown \\['oboe'\\]"):
         AutoencoderTrainer(bad, FixedBatchSource(synthetic_batch(bad.model, 2, with_video=False)))
+
+
+def test_event_crops_are_decoded_from_exact_means_under_latent_noise(tmp_path):
+    cfg = _cfg(tmp_path)
+    batch = synthetic_batch(cfg.model, 4, with_video=False)
+    path = AutoencoderTrainer(cfg, FixedBatchSource(batch)).export(tmp_path / "ae0.safetensors")
+    ft = _cfg(tmp_path / "ft", "data.batch_size=4", "autoencoder.train_encoder=false",
+              f"model.autoencoder.pretrained={path}", "autoencoder.latent_noise=0.5", "autoencoder.event_crops=0.5")
+    tr = AutoencoderTrainer(ft, FixedBatchSource(batch))
+    seen, seen_x = {}, {}
+    decode, losses_for = tr.ae.decoder.forward, tr.losses_for
+    tr.ae.decoder.forward = lambda z: (seen.__setitem__("z", z.detach().clone()), decode(z))[1]
+    tr.losses_for = lambda x, exact=0: (seen_x.__setitem__("x", x), losses_for(x, exact))[1]
+    tr.train_step()
+    with torch.no_grad():
+        mean, _ = tr.ae.encode_posterior(seen_x["x"])
+    assert torch.equal(seen["z"][2:], mean[2:])  # the two event crops: exact means
+    assert not torch.equal(seen["z"][0], mean[0]) and not torch.equal(seen["z"][1], mean[1])  # the corpus crops: noised

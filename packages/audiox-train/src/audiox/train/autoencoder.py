@@ -169,13 +169,17 @@ class AutoencoderTrainer:
             out[i, off:off + m] = np.clip(cat.render(rng, m, sr), -1, 1)
         return torch.from_numpy(out)[:, None].expand(-1, ch, -1).contiguous()  # (k, C, n)
 
-    def losses_for(self, x: Tensor) -> tuple[Tensor, dict[str, float], Tensor]:
+    def losses_for(self, x: Tensor, exact: int = 0) -> tuple[Tensor, dict[str, float], Tensor]:
+        """Loss of one batch of crops; with latent noise, the last ``exact`` crops (the isolated events) are decoded
+        from their exact means: noise there would teach the decoder to blur the detail those crops are for."""
         c = self.cfg.autoencoder
         if self.decoder_only:  # the frozen encoder's posterior mean: the latent a diffusion model sees
             with torch.no_grad():
                 z, _ = self.ae.encode_posterior(x)
                 if c.latent_noise > 0:  # and its near-misses: mean + sigma * std(z) * eps, sigma ~ U(0, latent_noise)
                     sigma = c.latent_noise * torch.rand(z.shape[0], 1, 1, generator=self.gen).to(z)
+                    if exact:
+                        sigma[z.shape[0] - exact:] = 0
                     z = z + sigma * z.std() * torch.randn(z.shape, generator=self.gen).to(z)
             kl = z.new_zeros(())
         else:
@@ -196,7 +200,7 @@ class AutoencoderTrainer:
         k = round(self.cfg.autoencoder.event_crops * x.shape[0])
         if k:  # the last k crops become isolated events
             x = torch.cat([x[: x.shape[0] - k], self.event_crops(k, x.shape[-1]).to(x)])
-        total, parts, x_hat = self.losses_for(x)
+        total, parts, x_hat = self.losses_for(x, exact=k)
         if self.disc is not None:
             c = self.cfg.autoencoder
             # discriminator (hinge)

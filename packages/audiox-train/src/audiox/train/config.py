@@ -180,7 +180,8 @@ class AutoencoderLossConfig:
     # share of each batch's crops replaced by one isolated synthetic-world event each (category uniform over the
     # vocabulary, unit gain as the corpus renders it, at a random offset in silence), rendered on the fly. In
     # crops of mixed scenes a decoder can hedge between similar sounds (a rising chirp and a steady whistle both
-    # come out as one steady tone) at little cost; alone, each category's detail is what the loss sees. 0 = off.
+    # come out as one steady tone) at little cost; alone, each category's detail is what the loss sees. They are
+    # decoded from their exact posterior means (no latent_noise: noise teaches exactly that blur). 0 = off.
     event_crops: float = 0.0
     # the categories those events are drawn from, uniformly (empty = the whole vocabulary); e.g. the ones a round
     # trip loses (audiox-bench suite's per-category table on its "autoencoder round trip" row)
