@@ -8,8 +8,10 @@
 #   INSTALL=1 bash recipes/decoder.sh          # also copy the new weights into the audiox-infer package
 #   KIND=oobleck bash recipes/decoder.sh       # fine-tune the bundled Oobleck decoder instead of a new iSTFT one
 #
-# KIND=istft (default) trains a fresh Vocos-style decoder (autoencoder.decoder=istft, ISTFT_DIM wide) on the frozen
-# encoder: it learns tones far faster than the Oobleck decoder and decodes several times faster.
+# KIND=istft (default) trains a Vocos-style decoder (autoencoder.decoder=istft, ISTFT_DIM wide) on the frozen
+# encoder: it learns tones far faster than the Oobleck decoder and decodes several times faster. The bundled models
+# already decode with one of ISTFT_DIM 192, so this fine-tunes it (the default LR 6e-4 was for a fresh decoder;
+# the bundled one was fine-tuned at LR=2e-4).
 # Knobs: CLIPS, SEED (the bundled models' corpus: 4000 clips, seed 0), DECODER_MIN (minutes), BATCH, WORKERS, LR,
 # KIND (istft|oobleck), ISTFT_DIM, MEL and STFT (loss weights), LATENT_NOISE (autoencoder.latent_noise: also decode
 # noised latents to the clean audio, so a generator's near-miss latents do not become false alarms; default 0),
