@@ -17,8 +17,9 @@
 # noised latents to the clean audio, so a generator's near-miss latents do not become false alarms; default 0),
 # EVENT_CROPS (autoencoder.event_crops: share of each batch that is one isolated synthetic-world event; default 0)
 # and EVENT_CATEGORIES (comma-separated names those events come from; default all: pick the categories that the
-# suite's per-category table shows the round trip losing), DEVICE (auto|cpu|cuda), RUN (launcher prefix; default `uv run`), PYTHON, SWAP=0 (stop at OUT/ae.safetensors: on
-# a machine without the bundled weights, with OUT/ae0.safetensors placed beforehand). Resumes after a crash.
+# suite's per-category table shows the round trip losing), DEVICE (auto|cpu|cuda), RUN (launcher prefix; default
+# `uv run`), PYTHON, SWAP=0 (stop at OUT/ae.safetensors: on a machine without the bundled weights, with
+# OUT/ae0.safetensors placed beforehand). Resumes after a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-runs/decoder}"

@@ -336,8 +336,8 @@ def suite_tables(res: dict) -> str:
     if cats:
         names = sorted(set().union(*cats.values()))
         t = ["| Category | " + " | ".join(cats) + " |", "|---" * (len(cats) + 1) + "|"]
+        cell = lambda c: "-" if not c or not c["asked"] else f"{c['heard']}/{c['asked']} ({_f(c['unasked_rate'], 0)})"  # noqa: E731
         for name in names:
-            cell = lambda c: "-" if not c or not c["asked"] else f"{c['heard']}/{c['asked']} ({_f(c['unasked_rate'], 0)})"  # noqa: E731
             t.append(f"| {name} | " + " | ".join(cell(c.get(name)) for c in cats.values()) + " |")
         parts.append("### Text-to-audio per category\n\n" + "\n".join(t) + "\n\n"
                      "Each cell: the clips whose prompt names the category in which it was detected, of those clips; in "

@@ -155,8 +155,8 @@ class AutoencoderTrainer:
 
     def event_crops(self, k: int, n: int) -> Tensor:
         """(k, C, n) crops of one synthetic-world event each (``autoencoder.event_crops``): the category uniform over
-        ``autoencoder.event_categories`` (default the whole vocabulary), its duration drawn as the world draws it (capped at 90 % of the crop), at a random offset in
-        silence. Seeded by (seed, step), so a resumed run renders the same crops."""
+        ``autoencoder.event_categories`` (default the whole vocabulary), its duration drawn as the world draws it
+        (capped at 90 % of the crop), at a random offset in silence. Seeded by (seed, step), so a resumed run renders the same crops."""
         from audiox.data.synth.events import EVENTS
 
         sr, ch = self.ae.sample_rate, self.cfg.model.autoencoder.audio_channels

@@ -177,8 +177,8 @@ class AutoencoderLossConfig:
     # encoder's; a decoder that only ever saw exact means turns them into spurious events (scripts/diagnose.py
     # decoder-noise). 0 = exact means only.
     latent_noise: float = 0.0
-    # share of each batch's crops replaced by one isolated synthetic-world event each (category uniform over the
-    # vocabulary, unit gain as the corpus renders it, at a random offset in silence), rendered on the fly. In
+    # share of each batch's crops replaced by one isolated synthetic-world event each (category uniform over
+    # event_categories, unit gain as the corpus renders it, at a random offset in silence), rendered on the fly. In
     # crops of mixed scenes a decoder can hedge between similar sounds (a rising chirp and a steady whistle both
     # come out as one steady tone) at little cost; alone, each category's detail is what the loss sees. They are
     # decoded from their exact posterior means (no latent_noise: noise teaches exactly that blur). 0 = off.
