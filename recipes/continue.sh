@@ -34,6 +34,8 @@
 #   ALIGN_STEPS        0 (default): none; N: pretrain the teacher's text encoder for N steps against the corpus's
 #                      cached latents (audiox-train text-align, batch ALIGN_BATCH, default 64; needs LATENTS=1 and
 #                      STUDENT=) and train the teacher with it frozen, as the paper's T5 is
+#   ALIGN_EVENTS       share of each text-align batch given to isolated synthetic-world events (--event-crops;
+#                      default 0): keeps the names of short or pitch-only events (click, chirp, whistle) apart
 #   SWITCHES           model.* switches for the teacher's run, e.g. "model.maf.single_null=true model.maf.global_text=true"
 #                      (weights that still fit; added ones start at zero; needs STUDENT=)
 # Every stage resumes after a crash: rerun the same command.
@@ -74,6 +76,7 @@ TEXT_MAX_LENGTH="${TEXT_MAX_LENGTH:-96}"
 ALIGN_STEPS="${ALIGN_STEPS:-0}"
 ALIGN_BATCH="${ALIGN_BATCH:-64}"
 ALIGN_HOLDOUT="${ALIGN_HOLDOUT:-256}"
+ALIGN_EVENTS="${ALIGN_EVENTS:-0}"
 read -r -a SWITCH <<< "${SWITCHES:-}"
 if [ -n "$TOKENIZER" ] && [ -n "$STUDENT" ]; then
     echo "continue: error: TOKENIZER=$TOKENIZER gives the teacher a new text encoder; distil a new student (STUDENT=)" >&2; exit 2
@@ -142,7 +145,7 @@ stage_tokenizer() {  # $1 corpus, $2 out folder: the teacher with a fresh T5 ove
 stage_align() {  # $1 corpus, $2 out folder: the teacher with its T5 pretrained against the audio -> $2/teacher-aligned
     [ -f "$2/teacher-aligned/config.json" ] || $RUN audiox-train text-align "$TEACHER" "$1" --out "$2/teacher-aligned" \
         --steps "$ALIGN_STEPS" --batch-size "$ALIGN_BATCH" --holdout "$ALIGN_HOLDOUT" --device "$DEVICE" \
-        --ckpt-dir "$2/align-run"
+        --event-crops "$ALIGN_EVENTS" --ckpt-dir "$2/align-run"
 }
 run_all() {  # $1 corpus, $2 out folder, $3 clips, $4 shard size, $5 teacher minutes, $6 distill minutes
     stamp "data: $1"; stage_data "$1" "$3" "$4"
@@ -165,7 +168,7 @@ if [ "${PRECHECK:-0}" = 1 ]; then  # every stage for seconds on a tiny corpus of
 fi
 run_all "$DATA" "$OUT" "$CLIPS" "$SHARD_SIZE" "$TEACHER_MIN" "$DISTILL_MIN"
 stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
-ALIGN_NOTE=""; [ "$ALIGN_STEPS" = 0 ] || ALIGN_NOTE=" ALIGN_STEPS=$ALIGN_STEPS ALIGN_BATCH=$ALIGN_BATCH"
+ALIGN_NOTE=""; [ "$ALIGN_STEPS" = 0 ] || ALIGN_NOTE=" ALIGN_STEPS=$ALIGN_STEPS ALIGN_BATCH=$ALIGN_BATCH ALIGN_EVENTS=$ALIGN_EVENTS"
 CORPUS="DATA=$DATA"; [ -n "$DATA_GIVEN" ] || CORPUS="CLIPS=$CLIPS SEED=$SEED"  # a rendered corpus: how to render it again
 RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH}$ALIGN_NOTE${SWITCHES:+ SWITCHES=\"$SWITCHES\"} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR DISTILL_LR=$DISTILL_LR GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS GAN_HEAD=$GAN_HEAD REG_WEIGHT=$REG_WEIGHT REG_BATCHES=$REG_BATCHES REG_STEPS=$REG_STEPS REG_MODE=$REG_MODE BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
 $RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \

@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from audiox.core import AudioXModel, get_config
-from audiox.train.text_align import ClipPairs, TextAlignConfig, TextAligner, retrieval
+from audiox.train.text_align import (ClipPairs, TextAlignConfig, TextAligner, category_name_caption, event_pairs,
+                                     event_retrieval, retrieval)
 
 SMALL = dict(batch_size=4, holdout=2, embed_dim=16, audio_width=16, audio_depth=1, audio_heads=2)
 
@@ -72,6 +73,63 @@ def test_the_towers_learn_a_separable_toy():
     assert ((t @ a.T).argmax(1) == torch.arange(4)).float().mean() >= 0.75  # 3 of 4 classes (chance 1 in 4)
 
 
+def test_event_pairs_are_seeded_isolated_and_captioned():
+    from audiox.data.synth.captions import _PLURAL
+    from audiox.data.synth.events import EVENT_NAMES, EVENTS
+
+    model = _model()
+    a, b = event_pairs(model, 2, seed=3, max_count=3), event_pairs(model, 2, seed=3, max_count=3)
+    c = event_pairs(model, 2, seed=4, max_count=3)
+    cfg = model.config
+    assert a.latents.shape == (2 * len(EVENT_NAMES), cfg.autoencoder.latent_dim, cfg.latent_length)
+    assert a.keys == [f"{n}/{j}" for n in EVENT_NAMES for j in range(2)]  # category-major
+    assert torch.equal(a.latents, b.latents) and a.captions == b.captions  # seeded
+    assert not torch.equal(a.latents, c.latents)
+    for key, caps in zip(a.keys, a.captions):
+        name = key.split("/")[0]
+        words = [*EVENTS[name].nouns, _PLURAL.get(name, name)]
+        assert len(caps) >= 4 and all(any(w.split()[-1] in t.lower() for w in words) for t in caps), (key, caps)
+        others = [n for n in EVENT_NAMES if n != name and n not in " ".join(words)]
+        assert not any(f" {n}" in f" {t.lower()}" for t in caps for n in others), caps  # that category only
+    with torch.no_grad():  # the latents are the model's own encoding of the rendered clip (not zeros)
+        assert float(a.latents.abs().mean()) > 0
+
+
+def test_event_retrieval_matches_a_plain_loop():
+    torch.manual_seed(0)
+    model = _model()
+    aligner = TextAligner(model, TextAlignConfig(**SMALL)).eval()
+    probe = event_pairs(model, 2, seed=1)
+    r = event_retrieval(aligner, probe)
+    names = list(dict.fromkeys(k.split("/")[0] for k in probe.keys))
+    with torch.no_grad():
+        pooled = aligner.pooled_text([category_name_caption(n) for n in names]).double()
+        t = torch.nn.functional.normalize(aligner.text_head(pooled.float()).double(), dim=-1)
+        a = aligner.embed_audio(probe.latents).double()
+    hits = 0
+    for i, key in enumerate(probe.keys):
+        scores = [float(a[i] @ t[k]) for k in range(len(names))]
+        hits += names[scores.index(max(scores))] == key.split("/")[0]
+    assert r["event_top1"] == pytest.approx(hits / len(probe.keys)) and r["event_chance"] == pytest.approx(1 / 13)
+    centred = pooled - pooled.mean(0)
+    best = max(((float(torch.nn.functional.cosine_similarity(centred[i], centred[j], dim=0)), i, j)
+                for i in range(len(names)) for j in range(len(names)) if i != j))
+    assert r["closest_cosine"] == pytest.approx(best[0], abs=1e-5)
+    assert set(r["closest"].split("~")) == {names[best[1]], names[best[2]]}
+    assert category_name_caption("chirp") == "A chirp."
+
+
+def test_event_share_and_bad_event_settings():
+    assert TextAlignConfig(batch_size=64, event_crops=0.25).event_share(13) == 13  # at most one per category
+    assert TextAlignConfig(batch_size=4, event_crops=0.5).event_share(13) == 2
+    assert TextAlignConfig(batch_size=2, event_crops=0.9).event_share(13) == 1  # one corpus clip stays
+    assert TextAlignConfig(batch_size=8).event_share(13) == 0
+    for bad in ({"event_crops": 1.0}, {"event_crops": -0.1}, {"event_crops": 0.5, "event_bank": 0},
+                {"event_max_count": 0}, {"event_probe": -1}):
+        with pytest.raises(ValueError):
+            TextAlignConfig(**bad)
+
+
 @pytest.fixture(scope="module")
 def aligned_corpus(tmp_path_factory):
     from audiox.data.shards import synth_shards
@@ -94,10 +152,13 @@ def test_command_changes_only_the_text_encoder_and_resumes(aligned_corpus, tmp_p
     from audiox.train.cli import main
 
     root = aligned_corpus
-    common = [str(root / "model"), str(root / "data"), "--batch-size", "4", "--holdout", "2", "--eval-every", "2"]
+    common = [str(root / "model"), str(root / "data"), "--batch-size", "4", "--holdout", "2", "--eval-every", "2",
+              "--event-crops", "0.5", "--event-bank", "2", "--event-probe", "1"]
     assert main(["text-align", *common, "--steps", "6", "--out", str(tmp_path / "straight")]) == 0
     out = capsys.readouterr().out
-    assert "| 6 |" in out and "R@1" in out
+    assert "| 6 |" in out and "R@1" in out and "event top-1 % (chance)" in out
+    assert "event crops: 2 of each batch of 4, from 26 encoded isolated events" in out
+    assert "isolated events matched to their category name" in out
     before = load_file(str(root / "model" / "model.safetensors"))
     after = load_file(str(tmp_path / "straight" / "model.safetensors"))
     assert before.keys() == after.keys()
