@@ -44,6 +44,18 @@ def test_loss_and_retrieval_match_their_formulas():
         assert (r["chance_r1"], r["chance_r10"], r["chance_rank"]) == (0.25, 1.0, 2.5)
 
 
+def test_without_a_text_head_the_loss_compares_the_pooled_t5_output_itself():
+    model = _model()
+    aligner = TextAligner(model, TextAlignConfig(**SMALL, text_head=False)).eval()
+    texts = ["a bell", "two claps"]
+    z = torch.randn(2, model.config.autoencoder.latent_dim, model.config.latent_length)
+    with torch.no_grad():
+        pooled = aligner.pooled_text(texts)
+        torch.testing.assert_close(aligner.embed_text(texts), torch.nn.functional.normalize(pooled, dim=-1))
+        assert aligner.embed_audio(z).shape == (2, model.text_encoder.out_dim)  # the audio head maps to the T5 width
+    assert not any(n.startswith("text_head") for n, _ in aligner.named_parameters())
+
+
 def test_the_towers_learn_a_separable_toy():
     """Four captions, each with its own latent pattern (plus noise): 60 steps align them far above chance."""
     torch.manual_seed(0)
@@ -156,6 +168,8 @@ def test_command_changes_only_the_text_encoder_and_resumes(aligned_corpus, tmp_p
               "--event-crops", "0.5", "--event-bank", "2", "--event-probe", "1"]
     assert main(["text-align", *common, "--steps", "6", "--out", str(tmp_path / "straight")]) == 0
     out = capsys.readouterr().out
+    assert main(["text-align", *common, "--steps", "2", "--no-text-head", "--out", str(tmp_path / "headless")]) == 0
+    assert "; no text head" in capsys.readouterr().out
     assert "| 6 |" in out and "R@1" in out and "event top-1 % (chance)" in out
     assert "event crops: 2 of each batch of 4, from 26 encoded isolated events" in out
     assert "isolated events matched to their category name" in out

@@ -65,6 +65,9 @@ class TextAlignConfig:
     weight_decay: float = 0.01
     warmup: int = 100  # linear warm-up steps, then cosine decay to 10 %
     embed_dim: int = 256
+    # False: no text head; the loss compares the pooled T5 output itself (the audio head maps to its width), so the
+    # separation the loss asks for is in the features the denoiser reads, not only after a linear map
+    text_head: bool = True
     audio_width: int = 256
     audio_depth: int = 2
     audio_heads: int = 4
@@ -249,10 +252,11 @@ class TextAligner(nn.Module):
         super().__init__()
         self.text = model.text_encoder
         self.text.freeze_(False)
-        self.text_head = nn.Linear(self.text.out_dim, cfg.embed_dim)
+        dim = cfg.embed_dim if cfg.text_head else self.text.out_dim
+        self.text_head = nn.Linear(self.text.out_dim, dim) if cfg.text_head else nn.Identity()
         ae = model.config.autoencoder
         self.audio = AudioTower(ae.latent_dim, model.config.latent_length, cfg.audio_width, cfg.audio_depth,
-                                cfg.audio_heads, cfg.embed_dim, cfg.audio_patch)
+                                cfg.audio_heads, dim, cfg.audio_patch)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def pooled_text(self, texts: list[str]) -> Tensor:
@@ -442,6 +446,7 @@ def _card(model_dir: Path, out: Path, shards, cfg: TextAlignConfig, step: int, f
 
 def _event_note(cfg: TextAlignConfig, first: dict, last: dict) -> str:
     note = f"; event crops {cfg.event_crops:g} of each batch" if cfg.event_crops > 0 else ""
+    note += "" if cfg.text_head else "; no text head"
     if "event_top1" in last and "event_top1" in first:
         note += (f"; isolated events matched to their category name {100 * first['event_top1']:.1f} % -> "
                  f"{100 * last['event_top1']:.1f} % (chance {100 * last['event_chance']:.1f} %), closest names "
@@ -476,13 +481,16 @@ def text_align_main(argv: list[str]) -> int:
     p.add_argument("--event-max-count", type=int, default=d.event_max_count, help="occurrences per event clip, 1 .. N")
     p.add_argument("--event-probe", type=int, default=d.event_probe,
                    help="held-out event clips per category for the event columns (0 = off)")
+    p.add_argument("--no-text-head", action="store_true",
+                   help="compare the pooled T5 output itself with the audio embedding (no linear text head)")
     p.add_argument("--no-freeze", action="store_true", help="leave the text encoder trainable in the output config")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     p.add_argument("--ckpt-dir", default=None, help="checkpoint folder: a rerun resumes from it")
     a = p.parse_args(argv)
     cfg = TextAlignConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, holdout=a.holdout,
                           eval_every=a.eval_every, seed=a.seed, max_minutes=a.max_minutes, event_crops=a.event_crops,
-                          event_bank=a.event_bank, event_max_count=a.event_max_count, event_probe=a.event_probe)
+                          event_bank=a.event_bank, event_max_count=a.event_max_count, event_probe=a.event_probe,
+                          text_head=not a.no_text_head)
     text_align(a.model, a.shards, a.out, cfg, freeze=not a.no_freeze, device=str(resolve_device(a.device)),
                ckpt_dir=a.ckpt_dir)
     return 0
