@@ -19,7 +19,7 @@ Whole-clip captions name several events, and an event of 50 ms (a click) or one 
 its pitch contour (a rising chirp against a steady whistle) barely moves a mean-pooled clip embedding. Nothing in
 the loss then keeps such words apart, and the T5 can merge them (session 25: after 320 steps "a chirp", "a click"
 and "a whistle" pooled to centred cosines of 0.78-0.81, and the teacher trained on that T5 made neither a chirp nor
-a click). Two things guard against it:
+a click). Two things address it:
 
 - ``event_crops``: a share of each batch is isolated synthetic-world events (one category per clip, one to
   ``event_max_count`` occurrences, captioned by the corpus's own caption writer), encoded once at the start from a
@@ -28,6 +28,10 @@ a click). Two things guard against it:
 - the event probe (``event_probe`` held-out clips per category, always on): top-1 accuracy of matching each isolated
   event to the 13 category names, and the closest pair of category names in the pooled T5 output (centred cosine),
   so a merge shows in the table as it happens.
+
+Measured (session 25, 400 steps from that T5, ``--event-crops 0.2``): event top-1 rose from 4 % to 85 %, with or
+without the text head, while the closest pair of names stayed at a centred cosine of about 0.8. So near-parallel
+pooled names can still be told apart; the cosine column is a warning, not proof of a merge.
 
 The output is the input model folder with the new T5 (every other weight bit for bit), written atomically, with
 ``text.freeze`` set as asked (frozen by default, as in the paper). Checkpoints under ``--ckpt-dir`` make a crashed
