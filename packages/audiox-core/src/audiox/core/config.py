@@ -198,6 +198,13 @@ class MAFConfig:
     # the paper-faithful default (the paper zero-pads, Sec. IV-B); changes a trained model's attention, so turn it on
     # for a fresh run or a continuation, not at inference
     single_null: bool = False
+    # Also add the video and audio-prompt streams, frame by frame, to the latent tokens of the MMDiT (through one
+    # zero-initialised projection; ``dit.abs_time`` is its companion). ``H_c`` carries no time position: the DiT's
+    # cross-attention cannot tell which video frame or prompt frame belongs to which latent frame, so V2A onsets and
+    # inpainted spans cannot be placed from it. MMAudio adds its frame-aligned sync features to the latent sequence
+    # for the same reason; stable-audio-tools concatenates the inpainting prompt to the input. Off in the paper's
+    # presets (the paper does not say how it aligns); zero-initialised, so it can be switched on for a continuation
+    frame_aligned: bool = False
 
     def __post_init__(self) -> None:
         _check(self.num_queries > 0 and self.num_heads > 0, f"maf: bad sizes {self}")
@@ -215,6 +222,9 @@ class MMDiTConfig:
     rope_theta: float = 10000.0
     time_embed_dim: int = 256  # sinusoidal features before the timestep MLP
     learned_null: bool = True  # learned null tokens for dropped modalities (CFG) on top of zero-padding
+    # Add sinusoidal features of each latent frame's index (through a zero-initialised projection) to the latent
+    # tokens. RoPE gives the self-attention relative positions only: "a bell at 3 s" needs to know where 3 s is
+    abs_time: bool = False
     attn_backend: Literal["auto", "torch", "triton", "sdpa"] = "auto"  # see audiox.core.kernels
 
     def __post_init__(self) -> None:

@@ -17,6 +17,10 @@ query-based attention. It gives no equations, so this is our design, chosen to m
 4. Query-based attention fusion (``use_query``). ``num_queries`` learned queries cross-attend over the gated,
    concatenated modality tokens (then an MLP), producing fused tokens that summarise all modalities jointly.
 
+With ``frame_aligned`` the gated video and audio streams are also returned as they are (``Conditions.extras``), for
+the MMDiT to add frame by frame to its latent tokens: ``H_c`` has no time position, so cross-attention alone cannot
+place an onset under its video frame.
+
 ``H_c = LayerNorm(concat(gated modality tokens, fused query tokens))``; the global vector for adaLN is a
 projection of the mean of the query tokens (or of all tokens without queries). With ``global_text`` a second,
 zero-initialised projection of the caption's mean token after the gate (its valid tokens; the null tokens when
@@ -33,7 +37,7 @@ from audiox.core.config import MAFConfig
 from audiox.core.layers import MLP, CrossAttention
 from audiox.core.types import Conditions, ModalityFeatures
 
-__all__ = ["MAF", "align_frames"]
+__all__ = ["MAF", "align_frames", "resample_frames"]
 
 TEXT, VIDEO, AUDIO = 0, 1, 2
 
@@ -45,6 +49,17 @@ def align_frames(x: Tensor, length: int) -> Tensor:
         return x
     idx = torch.div(torch.arange(length, device=x.device) * f, length, rounding_mode="floor").clamp_(max=f - 1)
     return x[:, idx]
+
+
+def resample_frames(x: Tensor, length: int) -> Tensor:
+    """(B, F, D) -> (B, length, D) on the same time span: the mean over each output frame's window when shortening
+    (a one-frame event survives), the nearest frame when lengthening."""
+    f = x.shape[1]
+    if f == length:
+        return x
+    if f > length:
+        return nn.functional.adaptive_avg_pool1d(x.transpose(1, 2), length).transpose(1, 2)
+    return align_frames(x, length)
 
 
 def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:  # (B, L, D), (B, L) -> (B, D)
@@ -174,4 +189,7 @@ class MAF(nn.Module):
         global_cond = self.global_proj(pooled)
         if text_pooled is not None:
             global_cond = global_cond + self.global_text(text_pooled)
-        return Conditions(context=context, context_mask=mask, global_cond=global_cond)
+        extras = {}
+        if self.cfg.frame_aligned:  # the time-bearing streams as they are (null when dropped), for the DiT's frames
+            extras = {"frames_video": streams[VIDEO], "frames_audio": streams[AUDIO]}  # (B, F_s, D), (B, T_a, D)
+        return Conditions(context=context, context_mask=mask, global_cond=global_cond, extras=extras)

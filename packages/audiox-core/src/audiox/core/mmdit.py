@@ -14,7 +14,15 @@ from torch import Tensor, nn
 
 from audiox.core.config import MMDiTConfig
 from audiox.core.kernels import gated_residual, modulated_norm
-from audiox.core.layers import MLP, CrossAttention, Modulation, SelfAttention, TimestepEmbedder, rope_cos_sin
+from audiox.core.layers import (
+    MLP,
+    CrossAttention,
+    Modulation,
+    SelfAttention,
+    TimestepEmbedder,
+    rope_cos_sin,
+    timestep_embedding,
+)
 
 __all__ = ["MMDiTBlock", "MMDiT"]
 
@@ -51,14 +59,22 @@ class FinalLayer(nn.Module):
 
 
 class MMDiT(nn.Module):
-    """``v(z_t, t, H_c)``: latents (B, C, T) -> velocity (B, C, T)."""
+    """``v(z_t, t, H_c)``: latents (B, C, T) -> velocity (B, C, T).
 
-    def __init__(self, cfg: MMDiTConfig, latent_channels: int) -> None:
+    ``frame_channels`` > 0 (``maf.frame_aligned``): ``frames`` (B, T, frame_channels), the conditioning streams
+    resampled onto the latent frames, are added to the latent tokens through ``frame_proj``. ``cfg.abs_time``: so are
+    sinusoidal features of the frame index, through ``time_proj``. Both projections start at zero (a switched-on
+    continuation starts as the model it continues).
+    """
+
+    def __init__(self, cfg: MMDiTConfig, latent_channels: int, frame_channels: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
         d = cfg.hidden_size
         self.latent_channels = latent_channels
         self.x_embed = nn.Linear(latent_channels, d)
+        self.frame_proj = nn.Linear(frame_channels, d) if frame_channels > 0 else None
+        self.time_proj = nn.Linear(cfg.time_embed_dim, d) if cfg.abs_time else None
         self.t_embed = TimestepEmbedder(d, cfg.time_embed_dim)
         self.blocks = nn.ModuleList(MMDiTBlock(cfg) for _ in range(cfg.depth))
         self.final = FinalLayer(d, latent_channels)
@@ -83,32 +99,45 @@ class MMDiT(nn.Module):
         nn.init.zeros_(self.final.mod.bias)
         nn.init.zeros_(self.final.linear.weight)
         nn.init.zeros_(self.final.linear.bias)
+        for proj in (self.frame_proj, self.time_proj):  # added paths start silent
+            if proj is not None:
+                nn.init.zeros_(proj.weight)
+                nn.init.zeros_(proj.bias)
 
-    def _prepare(self, z_t: Tensor, t: Tensor, global_cond: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+    def _prepare(self, z_t: Tensor, t: Tensor, global_cond: Tensor,
+                 frames: Tensor | None = None) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
         assert z_t.ndim == 3 and z_t.shape[1] == self.latent_channels, f"{z_t.shape=} {self.latent_channels=}"
         b, _, length = z_t.shape
         if t.ndim == 0:
             t = t.expand(b)
         assert t.shape == (b,), f"{t.shape=} must be (B,) with B={b}"
         x = self.x_embed(rearrange(z_t, "B C T -> B T C").to(self.x_embed.weight.dtype))  # (B, T, D)
-        c = self.t_embed(t) + global_cond.to(x.dtype)  # (B, D)
+        if self.frame_proj is not None:
+            if frames is None:
+                raise ValueError("this MMDiT adds frame-aligned conditioning (maf.frame_aligned): pass frames")
+            assert frames.shape[:2] == (b, length), f"{frames.shape=} must be (B, T, F) with {(b, length)=}"
+            x = x + self.frame_proj(frames.to(x.dtype))
         pos = torch.arange(length, device=z_t.device)
+        if self.time_proj is not None:  # (T, D), the same for every sample
+            x = x + self.time_proj(timestep_embedding(pos, self.cfg.time_embed_dim, time_factor=1.0).to(x.dtype))
+        c = self.t_embed(t) + global_cond.to(x.dtype)  # (B, D)
         cos, sin = rope_cos_sin(pos, self.cfg.hidden_size // self.cfg.num_heads, self.cfg.rope_theta)
         return x, c, (cos, sin)
 
-    def forward(self, z_t: Tensor, t: Tensor, context: Tensor, context_mask: Tensor, global_cond: Tensor) -> Tensor:
-        x, c, rope = self._prepare(z_t, t, global_cond)
+    def forward(self, z_t: Tensor, t: Tensor, context: Tensor, context_mask: Tensor, global_cond: Tensor,
+                frames: Tensor | None = None) -> Tensor:
+        x, c, rope = self._prepare(z_t, t, global_cond, frames)
         for block in self.blocks:
             x = block(x, c, context, context_mask, rope)
         out = self.final(x, c)  # (B, T, C)
         return rearrange(out, "B T C -> B C T").to(z_t.dtype)
 
     def forward_features(self, z_t: Tensor, t: Tensor, context: Tensor, context_mask: Tensor,
-                         global_cond: Tensor, num_blocks: int) -> list[Tensor]:
+                         global_cond: Tensor, num_blocks: int, frames: Tensor | None = None) -> list[Tensor]:
         """Hidden states (B, T, D) after each of the first ``num_blocks`` blocks (distillation discriminator)."""
         if not 1 <= num_blocks <= len(self.blocks):
             raise ValueError(f"num_blocks must be in [1, {len(self.blocks)}], got {num_blocks}")
-        x, c, rope = self._prepare(z_t, t, global_cond)
+        x, c, rope = self._prepare(z_t, t, global_cond, frames)
         feats = []
         for block in self.blocks[:num_blocks]:
             x = block(x, c, context, context_mask, rope)

@@ -21,7 +21,7 @@ from audiox.core.autoencoder import AudioAutoencoder
 from audiox.core.conditioning import fill_text
 from audiox.core.config import AudioXConfig
 from audiox.core.encoders import SyncEncoder, TextEncoder, VideoEncoder
-from audiox.core.maf import MAF, align_frames
+from audiox.core.maf import MAF, align_frames, resample_frames
 from audiox.core.mmdit import MMDiT
 from audiox.core.types import ConditionInputs, Conditions, ModalityFeatures
 
@@ -51,7 +51,8 @@ class AudioXModel(nn.Module):
             audio_dim=config.autoencoder.latent_dim,
             learned_null=config.dit.learned_null,
         )
-        self.dit = MMDiT(config.dit, latent_channels=config.autoencoder.latent_dim)
+        frame_channels = 2 * config.dit.hidden_size if config.maf.frame_aligned else 0  # [video, audio prompt]
+        self.dit = MMDiT(config.dit, latent_channels=config.autoencoder.latent_dim, frame_channels=frame_channels)
 
     # ---------------------------------------------------------------------------------------------
     @property
@@ -155,12 +156,24 @@ class AudioXModel(nn.Module):
         return self.fuse(feats, torch.ones(b, 3, dtype=torch.bool, device=feats.text.device))
 
     # Denoiser ---------------------------------------------------------------------------------------
+    def frames(self, cond: Conditions, length: int) -> Tensor | None:
+        """``maf.frame_aligned``: the video and audio-prompt streams on the ``length`` latent frames, each layer-normed
+        (no affine) -> (B, T, 2D); None otherwise."""
+        if not self.config.maf.frame_aligned:
+            return None
+        if "frames_video" not in cond.extras or "frames_audio" not in cond.extras:
+            raise ValueError("maf.frame_aligned: these conditions carry no frame streams (made by another model?)")
+        streams = [resample_frames(cond.extras[k], length) for k in ("frames_video", "frames_audio")]  # (B, T, D)
+        return torch.cat([nn.functional.layer_norm(s, s.shape[-1:]) for s in streams], dim=-1)
+
     def forward(self, z_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
         """Velocity ``v(z_t, t, H_c)``: (B, C, T) -> (B, C, T); ``t`` (B,) in [0, 1]."""
-        return self.dit(z_t, t, cond.context, cond.context_mask, cond.global_cond)
+        frames = self.frames(cond, z_t.shape[-1])
+        return self.dit(z_t, t, cond.context, cond.context_mask, cond.global_cond, frames)
 
     def forward_features(self, z_t: Tensor, t: Tensor, cond: Conditions, num_blocks: int) -> list[Tensor]:
-        return self.dit.forward_features(z_t, t, cond.context, cond.context_mask, cond.global_cond, num_blocks)
+        frames = self.frames(cond, z_t.shape[-1])
+        return self.dit.forward_features(z_t, t, cond.context, cond.context_mask, cond.global_cond, num_blocks, frames)
 
     # Weights ----------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> Path:
