@@ -47,7 +47,7 @@ def test_switching_on_starts_as_the_model_it_continues(tmp_path):
     t = torch.full((b,), 0.4)
     with torch.no_grad():
         c_old, c_new = old.prepare_conditions(inputs), new.prepare_conditions(inputs)
-        assert set(c_new.extras) == {"frames_video", "frames_audio"} and not c_old.extras
+        assert set(c_new.extras) == {"frames_video"} and not c_old.extras
         torch.testing.assert_close(new(z, t, c_new), old(z, t, c_old), rtol=0, atol=0)
 
 
@@ -65,7 +65,7 @@ def test_a_video_change_reaches_only_the_latent_frames_around_it(debug_model):
     with torch.no_grad():
         f = [model.frames(model.prepare_conditions(ConditionInputs(text=[""], task=["v2a"], video=video, sync_video=s)),
                           length) for s in (sync, sync2)]
-    assert f[0].shape == (1, length, 2 * cfg.dit.hidden_size)
+    assert f[0].shape == (1, length, cfg.dit.hidden_size)
     moved = (f[1] - f[0]).abs().amax(-1)[0]  # (T,)
     seg = cfg.sync.segment_frames  # the sync encoder mixes frames within its segments, nowhere else
     where = moved.nonzero().flatten().tolist()
@@ -125,3 +125,16 @@ def test_an_mmdit_places_onsets_under_their_video_frames_only_with_frame_aligned
     # channel 0's variance is about 4 * 2/24 = 0.33: the blind model can only learn the mean pulse rate
     assert blind > 0.2, blind
     assert aligned < 0.3 * blind, (aligned, blind)
+
+
+def test_the_audio_prompt_stays_out_of_the_frames():
+    """An inpainting prompt's masked span is zeros: added frame by frame, the model learns to copy the silence."""
+    cfg = get_config("debug")
+    cfg.maf.frame_aligned = True
+    torch.manual_seed(0)
+    model = AudioXModel(cfg).eval()
+    audio = torch.randn(1, cfg.autoencoder.audio_channels, cfg.latent_length * cfg.autoencoder.hop_length)
+    with torch.no_grad():
+        f = [model.frames(model.prepare_conditions(ConditionInputs(text=[""], task=["inpaint"], audio=a)), cfg.latent_length)
+             for a in (audio, 0 * audio)]
+    torch.testing.assert_close(f[0], f[1], rtol=0, atol=0)

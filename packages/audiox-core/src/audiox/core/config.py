@@ -198,12 +198,11 @@ class MAFConfig:
     # the paper-faithful default (the paper zero-pads, Sec. IV-B); changes a trained model's attention, so turn it on
     # for a fresh run or a continuation, not at inference
     single_null: bool = False
-    # Also add the video and audio-prompt streams, frame by frame, to the latent tokens of the MMDiT (through one
-    # zero-initialised projection; ``dit.abs_time`` is its companion). ``H_c`` carries no time position: the DiT's
-    # cross-attention cannot tell which video frame or prompt frame belongs to which latent frame, so V2A onsets and
-    # inpainted spans cannot be placed from it. MMAudio adds its frame-aligned sync features to the latent sequence
-    # for the same reason; stable-audio-tools concatenates the inpainting prompt to the input. Off in the paper's
-    # presets (the paper does not say how it aligns); zero-initialised, so it can be switched on for a continuation
+    # Also add the video stream, frame by frame, to the latent tokens of the MMDiT (through one zero-initialised
+    # projection; ``dit.abs_time`` is its companion). ``H_c`` carries no time position: the DiT's cross-attention
+    # cannot tell which video frame belongs to which latent frame, so V2A onsets cannot be placed from it. MMAudio
+    # adds its frame-aligned sync features to the latent sequence for the same reason. Off in the paper's presets
+    # (the paper does not say how it aligns); zero-initialised, so it can be switched on for a continuation
     frame_aligned: bool = False
 
     def __post_init__(self) -> None:

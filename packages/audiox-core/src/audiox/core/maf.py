@@ -17,9 +17,11 @@ query-based attention. It gives no equations, so this is our design, chosen to m
 4. Query-based attention fusion (``use_query``). ``num_queries`` learned queries cross-attend over the gated,
    concatenated modality tokens (then an MLP), producing fused tokens that summarise all modalities jointly.
 
-With ``frame_aligned`` the gated video and audio streams are also returned as they are (``Conditions.extras``), for
-the MMDiT to add frame by frame to its latent tokens: ``H_c`` has no time position, so cross-attention alone cannot
-place an onset under its video frame.
+With ``frame_aligned`` the gated video stream is also returned as it is (``Conditions.extras``), for the MMDiT to
+add frame by frame to its latent tokens: ``H_c`` has no time position, so cross-attention alone cannot place an onset
+under its video frame. The audio prompt is not added: an inpainting prompt's masked span is zeros, which the model
+cannot tell from a silent stretch without the mask, and a run that added it learned to copy the silence into the
+span (docs/results.md, session 26); a completion prompt precedes the clip and is not on its time axis at all.
 
 ``H_c = LayerNorm(concat(gated modality tokens, fused query tokens))``; the global vector for adaLN is a
 projection of the mean of the query tokens (or of all tokens without queries). With ``global_text`` a second,
@@ -190,6 +192,6 @@ class MAF(nn.Module):
         if text_pooled is not None:
             global_cond = global_cond + self.global_text(text_pooled)
         extras = {}
-        if self.cfg.frame_aligned:  # the time-bearing streams as they are (null when dropped), for the DiT's frames
-            extras = {"frames_video": streams[VIDEO], "frames_audio": streams[AUDIO]}  # (B, F_s, D), (B, T_a, D)
+        if self.cfg.frame_aligned:  # the video stream as it is (null when dropped), for the DiT's frames (B, F_s, D)
+            extras = {"frames_video": streams[VIDEO]}
         return Conditions(context=context, context_mask=mask, global_cond=global_cond, extras=extras)

@@ -51,7 +51,7 @@ class AudioXModel(nn.Module):
             audio_dim=config.autoencoder.latent_dim,
             learned_null=config.dit.learned_null,
         )
-        frame_channels = 2 * config.dit.hidden_size if config.maf.frame_aligned else 0  # [video, audio prompt]
+        frame_channels = config.dit.hidden_size if config.maf.frame_aligned else 0  # the video stream
         self.dit = MMDiT(config.dit, latent_channels=config.autoencoder.latent_dim, frame_channels=frame_channels)
 
     # ---------------------------------------------------------------------------------------------
@@ -157,14 +157,14 @@ class AudioXModel(nn.Module):
 
     # Denoiser ---------------------------------------------------------------------------------------
     def frames(self, cond: Conditions, length: int) -> Tensor | None:
-        """``maf.frame_aligned``: the video and audio-prompt streams on the ``length`` latent frames, each layer-normed
-        (no affine) -> (B, T, 2D); None otherwise."""
+        """``maf.frame_aligned``: the video stream on the ``length`` latent frames, layer-normed (no affine)
+        -> (B, T, D); None otherwise."""
         if not self.config.maf.frame_aligned:
             return None
-        if "frames_video" not in cond.extras or "frames_audio" not in cond.extras:
-            raise ValueError("maf.frame_aligned: these conditions carry no frame streams (made by another model?)")
-        streams = [resample_frames(cond.extras[k], length) for k in ("frames_video", "frames_audio")]  # (B, T, D)
-        return torch.cat([nn.functional.layer_norm(s, s.shape[-1:]) for s in streams], dim=-1)
+        if "frames_video" not in cond.extras:
+            raise ValueError("maf.frame_aligned: these conditions carry no frame stream (made by another model?)")
+        video = resample_frames(cond.extras["frames_video"], length)  # (B, T, D)
+        return nn.functional.layer_norm(video, video.shape[-1:])
 
     def forward(self, z_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
         """Velocity ``v(z_t, t, H_c)``: (B, C, T) -> (B, C, T); ``t`` (B,) in [0, 1]."""
