@@ -226,4 +226,11 @@ def test_init_from_fine_tunes_an_exported_model(tmp_path):
     sw = AudioXModel.from_pretrained(switched)
     assert sw.config.maf.global_text and sw.config.maf.single_null and sw.config.dit.depth == 1
     assert sw.maf.global_text.weight.abs().max() <= 1e-6
+    # `export` reads the run and leaves its record alone; without the run's switches it stops with a one-line error
+    record = (tmp_path / "f" / "train_config.json").read_text()
+    assert main(["export", *base, f"init_from={src}", f"checkpoint.dir={tmp_path / 'f'}", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+    assert main(["export", *base, f"init_from={src}", f"checkpoint.dir={tmp_path / 'f'}", "model.maf.global_text=true",
+                 "model.maf.single_null=true", "--out", str(tmp_path / "y")]) == 0
+    assert (tmp_path / "f" / "train_config.json").read_text() == record
     assert main([*base, f"init_from={tmp_path / 'missing'}", f"checkpoint.dir={tmp_path / 'e'}"]) == 2

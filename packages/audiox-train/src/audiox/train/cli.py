@@ -178,7 +178,7 @@ def _export(args, cfg) -> int:
     from audiox.train.testing import synthetic_batch
 
     model = _model(args, cfg)  # a fine-tuning run (init_from): the folder's architecture and frozen weights
-    trainer = TeacherTrainer(cfg, FixedBatchSource(synthetic_batch(cfg.model, 1)), model=model)
+    trainer = TeacherTrainer(cfg, FixedBatchSource(synthetic_batch(cfg.model, 1)), model=model, log=False)
     if not trainer.maybe_resume():
         raise FileNotFoundError(f"no complete checkpoint under {trainer.ckpt.dir}")
     print(f"exported step {trainer.step} EMA weights to {trainer.export(args.out)}")

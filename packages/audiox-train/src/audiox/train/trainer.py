@@ -87,7 +87,9 @@ class TeacherTrainer:
         model: AudioXModel | None = None,
         val_source: BatchSource | None = None,
         run_dir: str | Path | None = None,
+        log: bool = True,
     ) -> None:
+        """``log=False``: no run log (``audiox-train export`` reads a run; it must not rewrite its train_config.json)."""
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
@@ -107,7 +109,7 @@ class TeacherTrainer:
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.engine.rank)
         self.step = 0  # optimiser steps done
         self.losses: list[float] = []  # per optimiser step (mean over micro-batches)
-        self.logger = RunLogger(self.run_dir, cfg, enabled=self.engine.is_main)
+        self.logger = RunLogger(self.run_dir, cfg, enabled=self.engine.is_main and log)
 
     # One micro-batch ----------------------------------------------------------------------------------
     def compute_loss(self, batch: TrainBatch) -> torch.Tensor:
@@ -178,6 +180,10 @@ class TeacherTrainer:
     def load_checkpoint(self, path: str | Path) -> None:
         tensors, state = CheckpointManager.load(path)
         own = dict(self.model.named_parameters())
+        extra = sorted(k for k in tensors if k.startswith("model.") and k[len("model."):] not in own)
+        if extra:  # e.g. a run started with switches (model.maf.frame_aligned=true) read without them
+            raise ValueError(f"{path} holds {len(extra)} weights this model lacks ({extra[0]}): give the run's "
+                             "model.* switches again")
         with torch.no_grad():
             for k, v in tensors.items():
                 if k.startswith("model."):
