@@ -51,7 +51,7 @@ def test_switching_on_starts_as_the_model_it_continues(tmp_path):
         torch.testing.assert_close(new(z, t, c_new), old(z, t, c_old), rtol=0, atol=0)
 
 
-def test_a_video_change_reaches_only_the_latent_frames_around_it(debug_model):
+def test_a_video_change_reaches_only_the_latent_frames_around_it():
     cfg = get_config("debug")
     cfg.maf.frame_aligned = True
     torch.manual_seed(0)
