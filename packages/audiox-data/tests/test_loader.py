@@ -56,8 +56,10 @@ def test_each_task_has_the_right_modalities(shards, task):
         m = batch.inpaint_mask
         assert m.any(1).all() and (~m).any(1).all()
         assert torch.equal(inp.audio, batch.audio.masked_fill(m[:, None], 0))
+        assert torch.equal(inp.inpaint_mask, m)  # the model gets the mask with the prompt (maf.frame_inpaint)
     else:
         assert not batch.inpaint_mask.any()
+        assert inp.inpaint_mask is None or not inp.inpaint_mask.any()
     if task == "complete":  # X_a is music that ends where the target starts (right-aligned, non-silent)
         assert (inp.audio[..., -CFG.num_samples // 4 :].abs().amax(-1) > 0.01).all()
 

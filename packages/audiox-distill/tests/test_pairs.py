@@ -209,3 +209,26 @@ def test_pairs_cli_on_the_real_model_then_distill_with_them(tmp_path, capsys):
     assert main(["--teacher", str(teacher), "--config", "debug", "--synthetic", "device=cpu",
                  "regression.weight=1", f"regression.pairs={tmp_path / 'none'}"]) == 2
     assert "not a pair folder" in capsys.readouterr().err
+
+
+def test_stored_features_keep_the_inpainting_share_and_skip_an_absent_one():
+    from audiox.core.types import ConditionInputs
+    from audiox.distill.pairs import _feats_from_tensors, _feats_to_tensors
+
+    cfg = get_config("debug")
+    model = AudioXModel(cfg).eval()
+    s = cfg.num_samples
+    mask = torch.zeros(1, s, dtype=torch.bool)
+    mask[:, s // 4: s // 2] = True
+    audio = 0.1 * torch.randn(1, cfg.autoencoder.audio_channels, s)
+    for m in (mask, None):
+        with torch.no_grad():
+            feats = model.encode_modalities(ConditionInputs(text=[""], task=["inpaint"], audio=audio, inpaint_mask=m))
+        tensors, kind = _feats_to_tensors(feats)
+        assert ("feats.audio_known" in tensors) == (m is not None)
+        back = _feats_from_tensors(tensors, kind)
+        if m is None:
+            assert back.audio_known is None
+        else:
+            torch.testing.assert_close(back.audio_known, feats.audio_known)
+            assert back.audio_known.min() == 0 and back.audio_known.max() == 1

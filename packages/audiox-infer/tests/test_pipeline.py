@@ -93,6 +93,18 @@ def test_inpainting_keeps_the_unmasked_region(pipe: AudioXPipeline, files: dict[
     torch.testing.assert_close(out.latents[0][:, frames], z_given[0][:, frames])
 
 
+def test_inpainting_passes_the_mask_to_the_model(pipe: AudioXPipeline, files: dict[str, Path], monkeypatch) -> None:
+    seen = []
+    encode = pipe.model.encode_modalities
+    monkeypatch.setattr(pipe.model, "encode_modalities", lambda inputs: seen.append(inputs) or encode(inputs))
+    pipe(audio=files["audio"], inpaint_spans="0.25-0.5", steps=1, seed=0, batch_size=2)
+    n = pipe.config.num_samples
+    m = torch.zeros(n, dtype=torch.bool)
+    m[2000:4000] = True
+    assert torch.equal(seen[0].inpaint_mask, m[None].expand(2, -1))
+    torch.testing.assert_close(seen[0].audio[:, :, m], torch.zeros(2, seen[0].audio.shape[1], int(m.sum())))
+
+
 def test_model_metadata_picks_defaults(model: AudioXModel, files: dict[str, Path]) -> None:
     cfg = dataclasses.replace(model.config, inference=dataclasses.replace(
         model.config.inference, sampler="turbo", steps=3, few_step_times=(1.0, 0.8, 0.4, 0.0)))

@@ -204,6 +204,12 @@ class MAFConfig:
     # adds its frame-aligned sync features to the latent sequence for the same reason. Off in the paper's presets
     # (the paper does not say how it aligns); zero-initialised, so it can be switched on for a continuation
     frame_aligned: bool = False
+    # Also add, frame by frame, the inpainting prompt's kept latents and the mask of what is kept (one more channel)
+    # to the latent tokens (``dit.prompt_proj``, zero-initialised): the known region at its place in time, and the
+    # spans to generate marked as such rather than as silence (stable-audio-tools concatenates the mask and the
+    # masked latents to the input for the same job). Only inpainting rows carry it; a completion prompt is not on
+    # the clip's time axis. Off in the presets (the paper feeds ``X_a`` through MAF only)
+    frame_inpaint: bool = False
 
     def __post_init__(self) -> None:
         _check(self.num_queries > 0 and self.num_heads > 0, f"maf: bad sizes {self}")

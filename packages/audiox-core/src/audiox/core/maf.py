@@ -22,6 +22,9 @@ add frame by frame to its latent tokens: ``H_c`` has no time position, so cross-
 under its video frame. The audio prompt is not added: an inpainting prompt's masked span is zeros, which the model
 cannot tell from a silent stretch without the mask, and a run that added it learned to copy the silence into the
 span (docs/results.md, session 26); a completion prompt precedes the clip and is not on its time axis at all.
+``frame_inpaint`` is the way to add it: the inpainting prompt's latents where they are kept, with the kept share of
+each frame as one more channel (``Conditions.extras["frames_prompt"]``, (B, L_a, C + 1); zeros on rows that are not
+inpainting or whose audio is absent or dropped), so that a span to generate is marked as such and not as silence.
 
 ``H_c = LayerNorm(concat(gated modality tokens, fused query tokens))``; the global vector for adaLN is a
 projection of the mean of the query tokens (or of all tokens without queries). With ``global_text`` a second,
@@ -39,7 +42,7 @@ from audiox.core.config import MAFConfig
 from audiox.core.layers import MLP, CrossAttention
 from audiox.core.types import Conditions, ModalityFeatures
 
-__all__ = ["MAF", "align_frames", "resample_frames"]
+__all__ = ["MAF", "align_frames", "inpaint_frames", "resample_frames"]
 
 TEXT, VIDEO, AUDIO = 0, 1, 2
 
@@ -62,6 +65,17 @@ def resample_frames(x: Tensor, length: int) -> Tensor:
     if f > length:
         return nn.functional.adaptive_avg_pool1d(x.transpose(1, 2), length).transpose(1, 2)
     return align_frames(x, length)
+
+
+def inpaint_frames(feats: ModalityFeatures, keep: Tensor) -> Tensor:
+    """``frame_inpaint``'s stream: (B, L_a, C + 1) = [prompt latents * known, known], known = the kept share of each
+    prompt frame on inpainting rows whose audio prompt is ``keep`` (B,) (present and not dropped), else 0."""
+    audio = feats.audio  # (B, L_a, C)
+    known = feats.audio_known
+    if known is None:
+        known = audio.new_zeros(audio.shape[:2])
+    known = (known.to(audio.dtype) * keep.to(audio.dtype)[:, None])[..., None]  # (B, L_a, 1)
+    return torch.cat([audio * known, known], dim=-1)
 
 
 def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:  # (B, L, D), (B, L) -> (B, D)
@@ -193,5 +207,7 @@ class MAF(nn.Module):
             global_cond = global_cond + self.global_text(text_pooled)
         extras = {}
         if self.cfg.frame_aligned:  # the video stream as it is (null when dropped), for the DiT's frames (B, F_s, D)
-            extras = {"frames_video": streams[VIDEO]}
+            extras["frames_video"] = streams[VIDEO]
+        if self.cfg.frame_inpaint:
+            extras["frames_prompt"] = inpaint_frames(feats, keep[:, AUDIO])
         return Conditions(context=context, context_mask=mask, global_cond=global_cond, extras=extras)

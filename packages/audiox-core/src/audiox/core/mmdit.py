@@ -63,11 +63,13 @@ class MMDiT(nn.Module):
 
     ``frame_channels`` > 0 (``maf.frame_aligned``): ``frames`` (B, T, frame_channels), the conditioning streams
     resampled onto the latent frames, are added to the latent tokens through ``frame_proj``. ``cfg.abs_time``: so are
-    sinusoidal features of the frame index, through ``time_proj``. Both projections start at zero (a switched-on
-    continuation starts as the model it continues).
+    sinusoidal features of the frame index, through ``time_proj``. ``prompt_channels`` > 0 (``maf.frame_inpaint``):
+    ``prompt`` (B, T, prompt_channels), the inpainting prompt's kept latents and mask, through ``prompt_proj``. The
+    projections start at zero (a switched-on continuation starts as the model it continues).
     """
 
-    def __init__(self, cfg: MMDiTConfig, latent_channels: int, frame_channels: int = 0) -> None:
+    def __init__(self, cfg: MMDiTConfig, latent_channels: int, frame_channels: int = 0,
+                 prompt_channels: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
         d = cfg.hidden_size
@@ -75,6 +77,7 @@ class MMDiT(nn.Module):
         self.x_embed = nn.Linear(latent_channels, d)
         self.frame_proj = nn.Linear(frame_channels, d) if frame_channels > 0 else None
         self.time_proj = nn.Linear(cfg.time_embed_dim, d) if cfg.abs_time else None
+        self.prompt_proj = nn.Linear(prompt_channels, d) if prompt_channels > 0 else None
         self.t_embed = TimestepEmbedder(d, cfg.time_embed_dim)
         self.blocks = nn.ModuleList(MMDiTBlock(cfg) for _ in range(cfg.depth))
         self.final = FinalLayer(d, latent_channels)
@@ -99,13 +102,13 @@ class MMDiT(nn.Module):
         nn.init.zeros_(self.final.mod.bias)
         nn.init.zeros_(self.final.linear.weight)
         nn.init.zeros_(self.final.linear.bias)
-        for proj in (self.frame_proj, self.time_proj):  # added paths start silent
+        for proj in (self.frame_proj, self.time_proj, self.prompt_proj):  # added paths start silent
             if proj is not None:
                 nn.init.zeros_(proj.weight)
                 nn.init.zeros_(proj.bias)
 
-    def _prepare(self, z_t: Tensor, t: Tensor, global_cond: Tensor,
-                 frames: Tensor | None = None) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+    def _prepare(self, z_t: Tensor, t: Tensor, global_cond: Tensor, frames: Tensor | None = None,
+                 prompt: Tensor | None = None) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
         assert z_t.ndim == 3 and z_t.shape[1] == self.latent_channels, f"{z_t.shape=} {self.latent_channels=}"
         b, _, length = z_t.shape
         if t.ndim == 0:
@@ -117,6 +120,11 @@ class MMDiT(nn.Module):
                 raise ValueError("this MMDiT adds frame-aligned conditioning (maf.frame_aligned): pass frames")
             assert frames.shape[:2] == (b, length), f"{frames.shape=} must be (B, T, F) with {(b, length)=}"
             x = x + self.frame_proj(frames.to(x.dtype))
+        if self.prompt_proj is not None:
+            if prompt is None:
+                raise ValueError("this MMDiT adds the inpainting prompt frame by frame (maf.frame_inpaint): pass prompt")
+            assert prompt.shape[:2] == (b, length), f"{prompt.shape=} must be (B, T, C + 1) with {(b, length)=}"
+            x = x + self.prompt_proj(prompt.to(x.dtype))
         pos = torch.arange(length, device=z_t.device)
         if self.time_proj is not None:  # (T, D), the same for every sample
             x = x + self.time_proj(timestep_embedding(pos, self.cfg.time_embed_dim, time_factor=1.0).to(x.dtype))
@@ -125,19 +133,20 @@ class MMDiT(nn.Module):
         return x, c, (cos, sin)
 
     def forward(self, z_t: Tensor, t: Tensor, context: Tensor, context_mask: Tensor, global_cond: Tensor,
-                frames: Tensor | None = None) -> Tensor:
-        x, c, rope = self._prepare(z_t, t, global_cond, frames)
+                frames: Tensor | None = None, prompt: Tensor | None = None) -> Tensor:
+        x, c, rope = self._prepare(z_t, t, global_cond, frames, prompt)
         for block in self.blocks:
             x = block(x, c, context, context_mask, rope)
         out = self.final(x, c)  # (B, T, C)
         return rearrange(out, "B T C -> B C T").to(z_t.dtype)
 
     def forward_features(self, z_t: Tensor, t: Tensor, context: Tensor, context_mask: Tensor,
-                         global_cond: Tensor, num_blocks: int, frames: Tensor | None = None) -> list[Tensor]:
+                         global_cond: Tensor, num_blocks: int, frames: Tensor | None = None,
+                         prompt: Tensor | None = None) -> list[Tensor]:
         """Hidden states (B, T, D) after each of the first ``num_blocks`` blocks (distillation discriminator)."""
         if not 1 <= num_blocks <= len(self.blocks):
             raise ValueError(f"num_blocks must be in [1, {len(self.blocks)}], got {num_blocks}")
-        x, c, rope = self._prepare(z_t, t, global_cond, frames)
+        x, c, rope = self._prepare(z_t, t, global_cond, frames, prompt)
         feats = []
         for block in self.blocks[:num_blocks]:
             x = block(x, c, context, context_mask, rope)

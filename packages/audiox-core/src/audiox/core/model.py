@@ -52,7 +52,9 @@ class AudioXModel(nn.Module):
             learned_null=config.dit.learned_null,
         )
         frame_channels = config.dit.hidden_size if config.maf.frame_aligned else 0  # the video stream
-        self.dit = MMDiT(config.dit, latent_channels=config.autoencoder.latent_dim, frame_channels=frame_channels)
+        prompt_channels = config.autoencoder.latent_dim + 1 if config.maf.frame_inpaint else 0  # latents + known
+        self.dit = MMDiT(config.dit, latent_channels=config.autoencoder.latent_dim, frame_channels=frame_channels,
+                         prompt_channels=prompt_channels)
 
     # ---------------------------------------------------------------------------------------------
     @property
@@ -134,14 +136,31 @@ class AudioXModel(nn.Module):
                 if bool(a_present.any()):
                     lat[a_present] = ae.encode(wav[a_present]).to(self.dtype)  # (B, C, T_a)
             audio = rearrange(lat, "B C T -> B T C").to(self.dtype) * a_present.to(self.dtype)[:, None, None]
+            known = self._audio_known(inputs, a_present, wav.shape[-1])
         else:
             a_present = torch.zeros(b, dtype=torch.bool, device=dev)
             audio = torch.zeros(b, cfg.latent_length, cfg.autoencoder.latent_dim, device=dev, dtype=self.dtype)
+            known = None
 
         return ModalityFeatures(
             text=text, text_mask=text_mask, video=video, sync=sync, video_present=present,
-            audio=audio, audio_present=a_present,
+            audio=audio, audio_present=a_present, audio_known=known,
         )
+
+    def _audio_known(self, inputs: ConditionInputs, present: Tensor, padded: int) -> Tensor | None:
+        """The kept share of each audio-prompt latent frame (B, T_a) on inpainting rows (0 elsewhere), from
+        ``inputs.inpaint_mask`` (B, S), True = to generate; None without a mask."""
+        mask = inputs.inpaint_mask
+        if mask is None:
+            return None
+        b, s = inputs.audio.shape[0], inputs.audio.shape[-1]
+        if mask.shape != (b, s):
+            raise ValueError(f"inpaint_mask must be (B, S) = {(b, s)} like the audio prompt, got {tuple(mask.shape)}")
+        hop = self.autoencoder.hop_length
+        gen = nn.functional.pad(mask.to(self.device, torch.float32), (0, padded - s), value=1.0)  # padding: not kept
+        known = 1.0 - gen.view(b, padded // hop, hop).mean(-1)  # (B, T_a)
+        rows = torch.tensor([t == "inpaint" for t in inputs.task], device=self.device) & present
+        return (known * rows[:, None]).to(self.dtype)
 
     def fuse(self, feats: ModalityFeatures, drop: Tensor | None = None) -> Conditions:
         """MAF: features -> ``H_c``. ``drop`` (B, 3) bool [text, video, audio], True = null (CFG)."""
@@ -166,14 +185,25 @@ class AudioXModel(nn.Module):
         video = resample_frames(cond.extras["frames_video"], length)  # (B, T, D)
         return nn.functional.layer_norm(video, video.shape[-1:])
 
+    def prompt_frames(self, cond: Conditions, length: int) -> Tensor | None:
+        """``maf.frame_inpaint``: the inpainting prompt's kept latents and kept share on the ``length`` latent
+        frames -> (B, T, C + 1); None otherwise."""
+        if not self.config.maf.frame_inpaint:
+            return None
+        if "frames_prompt" not in cond.extras:
+            raise ValueError("maf.frame_inpaint: these conditions carry no prompt frames (made by another model?)")
+        return resample_frames(cond.extras["frames_prompt"], length)
+
     def forward(self, z_t: Tensor, t: Tensor, cond: Conditions) -> Tensor:
         """Velocity ``v(z_t, t, H_c)``: (B, C, T) -> (B, C, T); ``t`` (B,) in [0, 1]."""
-        frames = self.frames(cond, z_t.shape[-1])
-        return self.dit(z_t, t, cond.context, cond.context_mask, cond.global_cond, frames)
+        n = z_t.shape[-1]
+        return self.dit(z_t, t, cond.context, cond.context_mask, cond.global_cond, self.frames(cond, n),
+                        self.prompt_frames(cond, n))
 
     def forward_features(self, z_t: Tensor, t: Tensor, cond: Conditions, num_blocks: int) -> list[Tensor]:
-        frames = self.frames(cond, z_t.shape[-1])
-        return self.dit.forward_features(z_t, t, cond.context, cond.context_mask, cond.global_cond, num_blocks, frames)
+        n = z_t.shape[-1]
+        return self.dit.forward_features(z_t, t, cond.context, cond.context_mask, cond.global_cond, num_blocks,
+                                         self.frames(cond, n), self.prompt_frames(cond, n))
 
     # Weights ----------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> Path:

@@ -36,6 +36,8 @@ class ConditionInputs:
     video_present: Tensor | None = None  # (B,) bool
     audio: Tensor | None = None  # (B, C_a, S) audio prompt X_a (masked audio for inpainting; preceding clip for completion)
     audio_present: Tensor | None = None  # (B,) bool
+    # (B, S) bool, True = to generate: the spans zeroed out of ``audio``; read only on rows whose task is "inpaint"
+    inpaint_mask: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -56,6 +58,7 @@ class ConditionInputs:
             video_present=mv(self.video_present),
             audio=mv(self.audio),
             audio_present=mv(self.audio_present),
+            inpaint_mask=None if self.inpaint_mask is None else self.inpaint_mask.to(device),
         )
 
 
@@ -68,6 +71,9 @@ class ModalityFeatures:
 
     Each stream is ``(B, L_m, D_m)`` with a ``(B, L_m)`` bool token mask (True = real token) and a ``(B,)``
     bool presence flag (False = the sample lacks this modality: its tokens are zeros).
+
+    ``audio_known`` is, for inpainting, the share of each audio-prompt frame that the prompt really holds (1 = kept,
+    0 = inside a span to generate, or not an inpainting prompt); None when no inpainting mask was given.
     """
 
     text: Tensor  # (B, L_t, D_t)
@@ -77,12 +83,17 @@ class ModalityFeatures:
     video_present: Tensor  # (B,) bool (covers both video streams)
     audio: Tensor  # (B, L_a, D_a): audio-prompt latents as tokens
     audio_present: Tensor  # (B,) bool
+    audio_known: Tensor | None = None  # (B, L_a) float in [0, 1]
 
     def detach(self) -> ModalityFeatures:
-        return ModalityFeatures(**{f.name: getattr(self, f.name).detach() for f in fields(self)})
+        return ModalityFeatures(**{f.name: _map(getattr(self, f.name), lambda x: x.detach()) for f in fields(self)})
 
     def index(self, idx: Tensor | slice) -> ModalityFeatures:
-        return ModalityFeatures(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        return ModalityFeatures(**{f.name: _map(getattr(self, f.name), lambda x: x[idx]) for f in fields(self)})
+
+
+def _map(x: Tensor | None, fn) -> Tensor | None:
+    return None if x is None else fn(x)
 
 
 @dataclass

@@ -272,6 +272,7 @@ class ShardLoader:
             video_present=vp,
             audio=prompt,
             audio_present=ap,
+            inpaint_mask=mask if prompt is not None else None,  # the model reads it on inpainting rows only
         )
         cached = all(it.latent is not None for it in items)
         return TrainBatch(

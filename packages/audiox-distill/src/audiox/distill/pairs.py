@@ -60,7 +60,8 @@ def _feats_to_tensors(feats: Any) -> tuple[dict[str, Tensor], str]:
     if isinstance(feats, Tensor):
         return {"feats": feats}, "tensor"
     if dataclasses.is_dataclass(feats):
-        return {f"feats.{f.name}": getattr(feats, f.name) for f in dataclasses.fields(feats)}, type(feats).__name__
+        tensors = {f"feats.{f.name}": getattr(feats, f.name) for f in dataclasses.fields(feats)}
+        return {k: v for k, v in tensors.items() if v is not None}, type(feats).__name__  # None: an optional field
     raise TypeError(f"cannot store condition features of type {type(feats).__name__}")
 
 

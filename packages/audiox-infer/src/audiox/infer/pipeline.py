@@ -5,8 +5,9 @@
     out.audio, out.sample_rate, out.nfe, out.timings
 
 Tasks (paper Sec. IV-B): t2a, t2m, v2a, v2m, tv2a, tv2m, i2a (a still image as a static video),
-inpaint (``X_a`` = the audio with the masked spans zeroed; the unmasked region is kept: it is re-noised onto
-the path at every step and pasted back at the end, in the latent and then exactly in the waveform) and
+inpaint (``X_a`` = the audio with the masked spans zeroed, and the mask itself as ``ConditionInputs.inpaint_mask``
+for a model with ``maf.frame_inpaint``; the unmasked region is kept: it is re-noised onto the path at every step and
+pasted back at the end, in the latent and then exactly in the waveform) and
 complete (``X_a`` = the given clip, right-aligned so that it ends where the generated clip begins, as the
 training loader builds it).
 """
@@ -267,6 +268,7 @@ class AudioXPipeline:
             video=None if vid is None else vid[None].expand(b, *vid.shape).contiguous(),
             sync_video=None if syn is None else syn[None].expand(b, *syn.shape).contiguous(),
             audio=None if prompt is None else prompt[None].expand(b, *prompt.shape).contiguous(),
+            inpaint_mask=None if sample_mask is None else sample_mask[None].expand(b, -1).contiguous(),
         ).to(dev, self.dtype)
         t_loaded = time.perf_counter()
         hook("encode")
