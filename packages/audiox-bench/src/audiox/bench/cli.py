@@ -5,6 +5,7 @@
     audiox-bench t2a --model path/to/model --setting euler:50:6 --setting turbo:4 --n 40 --out results/t2a
     audiox-bench efficiency --model path/to/model --setting euler:50:6 --setting turbo:4 --out results/eff
     audiox-bench run --model debug --n 8 --setting euler:4:3 --setting turbo:2 --out results/run
+    audiox-bench compare --a results/old@student-4 --b results/new@student-4 --out results/cmp   # paired test
     audiox-bench metrics --ref ref_wavs/ --gen gen_wavs/ --out results/metrics [--panns cnn14.safetensors
                  --vggish vggish.safetensors --aesthetics audiobox-aesthetics/]
 
@@ -91,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=3, help="timed runs per setting")
     p.add_argument("--warmup", type=int, default=1, help="warm-up runs per setting")
     p.add_argument("--markdown", type=Path, default=None, help="also write a self-contained page here (docs/results.md)")
+    p = sub.add_parser("compare", help="paired comparison of two settings judged on the same T2A prompts: "
+                                       "accuracy differences, their 95%% CIs and exact McNemar p-values")
+    p.add_argument("--out", required=True, type=Path, help="results folder (created)")
+    p.add_argument("--a", action="append", required=True, metavar="FOLDER[@LABEL]",
+                   help="side A: a suite / t2a results folder and its setting label (optional when it holds one); "
+                        "repeat --a/--b to pool several prompt sets, the i-th --a paired with the i-th --b")
+    p.add_argument("--b", action="append", required=True, metavar="FOLDER[@LABEL]", help="side B, as --a")
+    p.add_argument("--name-a", default=None, help="side A's name in the table (default: its first label)")
+    p.add_argument("--name-b", default=None, help="side B's name in the table (default: its first label)")
     p = sub.add_parser("metrics", help="KL / IS / FD / FAD / PC / PQ / ImageBind AV between a reference and a "
                                        "generated folder")
     _add_common(p, model=False)
@@ -368,6 +378,30 @@ def cmd_suite(args) -> None:
     print(table)
 
 
+def cmd_compare(args) -> None:
+    from audiox.bench.compare import compare_pairs, compare_table, load_judgments, pair_rows
+    from audiox.bench.io import atomic_write_text, write_json
+
+    if len(args.a) != len(args.b):
+        raise CLIError(f"{len(args.a)} --a for {len(args.b)} --b: give them in pairs")
+    pairs, sides = [], []
+    for i, (sa, sb) in enumerate(zip(args.a, args.b, strict=True)):
+        (la, ra), (lb, rb) = load_judgments(sa), load_judgments(sb)
+        pairs.append(pair_rows(ra, rb, where=f"pair {i + 1} ({sa} vs {sb}): "))
+        sides.append({"a": sa, "b": sb, "label_a": la, "label_b": lb, "clips": len(pairs[-1]),
+                      "unpaired": [len(ra) - len(pairs[-1]), len(rb) - len(pairs[-1])]})
+    name_a, name_b = args.name_a or sides[0]["label_a"], args.name_b or sides[0]["label_b"]
+    stats = compare_pairs(pairs)
+    table = compare_table(stats, name_a, name_b)
+    write_json(args.out / "results.json", {"a": name_a, "b": name_b, "pairs": sides, "metrics": stats})
+    atomic_write_text(args.out / "table.md", table + "\n")
+    for s in sides:
+        if any(s["unpaired"]):
+            print(f"note: {s['a']} vs {s['b']}: {s['unpaired'][0]} / {s['unpaired'][1]} clips had no partner",
+                  file=sys.stderr)
+    print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
@@ -384,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_metrics(args)
         elif args.cmd == "suite":
             cmd_suite(args)
+        elif args.cmd == "compare":
+            cmd_compare(args)
     except (CLIError, ValueError, FileNotFoundError) as e:
         print(f"audiox-bench: error: {e}", file=sys.stderr)
         return 2
