@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import binom
 
 from audiox.bench.cli import main
-from audiox.bench.compare import compare_pairs, load_judgments, pair_rows
+from audiox.bench.compare import compare_pairs, compare_v2a, load_judgments, load_v2a, pair_rows, pair_v2a
 
 
 def _row(i: int, cat: int, cnt: int | None = None, prompt: str | None = None) -> dict:
@@ -30,7 +30,7 @@ def test_paired_statistics_match_hand_counts():
     a = [_row(i, x) for i, x in enumerate(a_cat)]
     b = [_row(i, y) for i, y in enumerate(b_cat)]
     s = compare_pairs([pair_rows(a, b)])["cat_acc"]
-    assert (s["n"], s["a_only"], s["b_only"]) == (20, 2, 6)
+    assert (s["n"], s["a_better"], s["b_better"]) == (20, 2, 6)
     assert s["a"] == pytest.approx(50.0) and s["b"] == pytest.approx(70.0) and s["diff"] == pytest.approx(20.0)
     # exact two-sided McNemar: 2 * P(X <= 2), X ~ Bin(8, 1/2)
     assert s["p"] == pytest.approx(min(1.0, 2 * binom.cdf(2, 8, 0.5)))
@@ -38,14 +38,14 @@ def test_paired_statistics_match_hand_counts():
     assert s["ci95"] == pytest.approx([20 - half, 20 + half])
     # a metric that does not apply to these prompts has no clips
     assert compare_pairs([pair_rows(a, b)])["ord_acc"] == {"n": 0, "a": None, "b": None, "diff": None,
-                                                           "ci95": None, "a_only": 0, "b_only": 0, "p": None}
+                                                           "ci95": None, "a_better": 0, "b_better": 0, "p": None}
 
 
 def test_pooling_keeps_repeated_ids_apart():
     a1, b1 = [_row(0, 1)], [_row(0, 0)]
     a2, b2 = [_row(0, 1, prompt="other")], [_row(0, 0, prompt="other")]  # same id, another prompt set
     s = compare_pairs([pair_rows(a1, b1), pair_rows(a2, b2)])["cat_acc"]
-    assert (s["n"], s["a_only"], s["b_only"]) == (2, 2, 0) and s["p"] == pytest.approx(0.5)
+    assert (s["n"], s["a_better"], s["b_better"]) == (2, 2, 0) and s["p"] == pytest.approx(0.5)
 
 
 def test_different_prompts_are_refused():
@@ -78,7 +78,7 @@ def test_cli_writes_results_and_rejects_bad_input(tmp_path, capsys):
     assert main(["compare", "--a", s1 + "@old", "--b", s1 + "@new", "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["a"] == "old" and res["b"] == "new" and res["pairs"][0]["clips"] == 6
-    assert (res["metrics"]["cat_acc"]["a_only"], res["metrics"]["cat_acc"]["b_only"]) == (1, 3)
+    assert (res["metrics"]["cat_acc"]["a_better"], res["metrics"]["cat_acc"]["b_better"]) == (1, 3)
     assert res["metrics"]["cnt_acc"]["n"] == 3
     table = (out / "table.md").read_text()
     assert "| Cat-acc | 6 | 50.0 | 83.3 | +33.3" in table
@@ -89,3 +89,28 @@ def test_cli_writes_results_and_rejects_bad_input(tmp_path, capsys):
     assert main(["compare", "--a", str(tmp_path / "missing"), "--b", s1 + "@new", "--out", str(tmp_path / "o3")]) == 2
     assert "no such results folder" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def _v2a(i: int, found: list[tuple[bool, bool]], fa: int) -> dict:
+    return {"id": f"V2A_{i:05d}", "false_alarms": fa,
+            "events": [{"name": "clap", "onset": 1.0 + k, "present": p, "aligned": al,
+                        "onset_error_ms": 100.0 if p else None} for k, (p, al) in enumerate(found)]}
+
+
+def test_v2a_pairs_events_and_false_alarms(tmp_path):
+    a = [_v2a(0, [(True, True), (True, False)], 3), _v2a(1, [(False, False)], 1), _v2a(2, [(True, True)], 2)]
+    b = [_v2a(0, [(True, False), (True, True)], 0), _v2a(1, [(True, True)], 1), _v2a(2, [(True, True)], 0)]
+    s = compare_v2a([pair_v2a(a, b)])
+    assert (s["v2a_present"]["n"], s["v2a_present"]["a_better"], s["v2a_present"]["b_better"]) == (4, 0, 1)
+    assert (s["v2a_aligned"]["a_better"], s["v2a_aligned"]["b_better"]) == (1, 2)
+    fa = s["v2a_false_alarms"]
+    assert fa["a"] == pytest.approx(2.0) and fa["b"] == pytest.approx(1 / 3) and fa["diff"] == pytest.approx(-5 / 3)
+    d = [-3, 0, -2]
+    sd = math.sqrt(sum((x + 5 / 3) ** 2 for x in d) / 2)
+    assert fa["ci95"] == pytest.approx([-5 / 3 - 1.96 * sd / math.sqrt(3), -5 / 3 + 1.96 * sd / math.sqrt(3)])
+    assert (fa["a_better"], fa["b_better"]) == (0, 2) and fa["p"] == pytest.approx(0.5)  # sign test, 2 clips
+    with pytest.raises(ValueError, match="different events"):
+        pair_v2a([_v2a(0, [(True, True)], 0)], [_v2a(0, [(True, True), (True, True)], 0)])
+    (tmp_path / "v2a_judgments.json").write_text(json.dumps({"x": a, "y": b}))
+    assert load_v2a(str(tmp_path) + "@y") == b and load_v2a(str(tmp_path)) is None  # two labels, none named
+    assert load_v2a(str(tmp_path / "nowhere")) is None

@@ -140,6 +140,13 @@ def test_suite_cli_writes_results_tables_plots_and_page(tmp_path):
     judgments = json.loads((out / "judgments.json").read_text())
     assert set(judgments) == {"t-2", "t-1", "ground truth", "autoencoder round trip"}
     assert all(len(v) == 2 and {"prompt", "prediction", "events"} <= set(v[0]) for v in judgments.values())
+    v2a = json.loads((out / "v2a_judgments.json").read_text())
+    assert set(v2a) == {"t-2", "t-1"} and all(len(v) == 1 and v[0]["events"] for v in v2a.values())
+    # the two settings, compared on the same clips: T2A and V2A rows
+    assert main(["compare", "--a", f"{out}@t-2", "--b", f"{out}@t-1", "--out", str(tmp_path / "cmp")]) == 0
+    cmp = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    assert cmp["metrics"]["cat_acc"]["n"] == 2 and cmp["pairs"][0]["v2a_clips"] == 1
+    assert cmp["metrics"]["v2a_present"]["n"] == len(v2a["t-2"][0]["events"])
     assert res["results"]["t-2"]["efficiency"]["nfe"] == 4 and res["results"]["t-1"]["efficiency"]["nfe"] == 1
     assert (out / "accuracy_bars.png").stat().st_size > 1000 and (out / "quality_vs_latency.png").stat().st_size > 1000
     text = page.read_text()

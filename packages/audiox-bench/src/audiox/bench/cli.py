@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=3, help="timed runs per setting")
     p.add_argument("--warmup", type=int, default=1, help="warm-up runs per setting")
     p.add_argument("--markdown", type=Path, default=None, help="also write a self-contained page here (docs/results.md)")
-    p = sub.add_parser("compare", help="paired comparison of two settings judged on the same T2A prompts: "
-                                       "accuracy differences, their 95%% CIs and exact McNemar p-values")
+    p = sub.add_parser("compare", help="paired comparison of two settings judged on the same held-out prompts: "
+                                       "T2A accuracy and V2A differences, 95%% CIs and exact p-values")
     p.add_argument("--out", required=True, type=Path, help="results folder (created)")
     p.add_argument("--a", action="append", required=True, metavar="FOLDER[@LABEL]",
                    help="side A: a suite / t2a results folder and its setting label (optional when it holds one); "
@@ -370,6 +370,7 @@ def cmd_suite(args) -> None:
     res["provenance"] = prov
     table = suite_tables(res)
     write_json(args.out / "judgments.json", res.pop("judgments"))  # per T2A clip: the prompt, its judgment, the events
+    write_json(args.out / "v2a_judgments.json", res.pop("v2a_judgments"))  # per V2A clip: its events, false alarms
     write_json(args.out / "results.json", res)
     atomic_write_text(args.out / "table.md", table + "\n")
     suite_plots(res, args.out)
@@ -379,19 +380,27 @@ def cmd_suite(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    from audiox.bench.compare import compare_pairs, compare_table, load_judgments, pair_rows
+    from audiox.bench.compare import (compare_pairs, compare_table, compare_v2a, load_judgments, load_v2a, pair_rows,
+                                      pair_v2a, split_spec)
     from audiox.bench.io import atomic_write_text, write_json
 
     if len(args.a) != len(args.b):
         raise CLIError(f"{len(args.a)} --a for {len(args.b)} --b: give them in pairs")
-    pairs, sides = [], []
+    pairs, v2a, sides = [], [], []
     for i, (sa, sb) in enumerate(zip(args.a, args.b, strict=True)):
         (la, ra), (lb, rb) = load_judgments(sa), load_judgments(sb)
-        pairs.append(pair_rows(ra, rb, where=f"pair {i + 1} ({sa} vs {sb}): "))
+        where = f"pair {i + 1} ({sa} vs {sb}): "
+        pairs.append(pair_rows(ra, rb, where=where))
         sides.append({"a": sa, "b": sb, "label_a": la, "label_b": lb, "clips": len(pairs[-1]),
                       "unpaired": [len(ra) - len(pairs[-1]), len(rb) - len(pairs[-1])]})
+        va, vb = load_v2a(f"{split_spec(sa)[0]}@{la}"), load_v2a(f"{split_spec(sb)[0]}@{lb}")
+        if va is not None and vb is not None:
+            v2a.append(pair_v2a(va, vb, where=where))
+            sides[-1]["v2a_clips"] = len(v2a[-1])
     name_a, name_b = args.name_a or sides[0]["label_a"], args.name_b or sides[0]["label_b"]
     stats = compare_pairs(pairs)
+    if v2a:  # pooled over the pairs that have V2A judgments on both sides
+        stats.update(compare_v2a(v2a))
     table = compare_table(stats, name_a, name_b)
     write_json(args.out / "results.json", {"a": name_a, "b": name_b, "pairs": sides, "metrics": stats})
     atomic_write_text(args.out / "table.md", table + "\n")

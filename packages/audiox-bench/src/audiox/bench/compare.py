@@ -1,13 +1,18 @@
-"""Paired comparison of two settings judged on the same T2A prompts (``audiox-bench compare``).
+"""Paired comparison of two settings judged on the same held-out prompts (``audiox-bench compare``).
 
 Two models judged on one prompt set differ by a few clips; whether such a gap is real is a paired question: only the
 clips where exactly one of them meets the prompt say anything. For each accuracy (Cat, Cnt, Ord, TS) this module
-pairs the clips by id (their prompts must match), counts the discordant clips (``A only``, ``B only``) and reports
+pairs the clips by id (their prompts must match), counts the discordant clips (``A better``: A meets the prompt and B
+does not; ``B better``) and reports
 
 * ``diff``: B's accuracy minus A's, in points, over the clips both were judged on;
 * ``ci95``: the Wald interval of that paired difference, ``diff ± 1.96 · sqrt((b + c) - (b - c)² / n) / n``
   (Agresti, *Categorical Data Analysis*, 10.1), in points;
 * ``p``: the exact two-sided McNemar test, a binomial test of the discordant clips at 1/2 (1.0 when none).
+
+V2A, when both sides are suite folders with ``v2a_judgments.json``: the same for each ground-truth event found (within
+0.5 s of its visual onset) and aligned (within 0.2 s), paired per event; and false alarms per clip, paired per clip:
+the mean difference with a normal 95% interval and the two-sided sign test of the clips where one side has fewer.
 
 Several (A, B) pairs can be pooled, e.g. the same two models judged at two held-out seeds; clips are keyed by
 (pair, id) so ids may repeat across pairs. A side is a results folder of ``audiox-bench suite`` (``judgments.json``,
@@ -23,9 +28,14 @@ from pathlib import Path
 
 from scipy.stats import binomtest
 
-__all__ = ["METRICS", "load_judgments", "pair_rows", "compare_pairs", "compare_table"]
+__all__ = ["METRICS", "V2A_METRICS", "split_spec", "load_judgments", "load_v2a", "pair_rows", "pair_v2a", "compare_pairs",
+           "compare_v2a", "compare_table"]
 
 METRICS = ("cat_acc", "cnt_acc", "ord_acc", "ts_acc")
+V2A_METRICS = ("v2a_present", "v2a_aligned", "v2a_false_alarms")
+NAMES = {"cat_acc": "Cat-acc", "cnt_acc": "Cnt-acc", "ord_acc": "Ord-acc", "ts_acc": "TS-acc",
+         "v2a_present": "V2A events found", "v2a_aligned": "V2A events aligned (0.2 s)",
+         "v2a_false_alarms": "V2A false alarms per clip (lower is better)"}
 _REFERENCES = ("ground truth", "autoencoder round trip")
 
 
@@ -38,9 +48,15 @@ def _read(path: Path):
         raise ValueError(f"{path} is not JSON: {e.msg} (line {e.lineno})") from None
 
 
+def split_spec(spec: str) -> tuple[str, str]:
+    """``FOLDER[@LABEL]`` -> (folder, label or "")."""
+    where, _, label = spec.rpartition("@")
+    return (where, label) if where else (spec, "")
+
+
 def load_judgments(spec: str) -> tuple[str, list[dict]]:
     """``FOLDER[@LABEL]`` -> (label, per-clip rows with ``id`` and ``prediction``)."""
-    where, _, label = spec.rpartition("@") if "@" in spec else (spec, "", "")
+    where, label = split_spec(spec)
     folder = Path(where)
     if not folder.is_dir():
         raise ValueError(f"{spec!r}: no such results folder {folder}")
@@ -66,6 +82,42 @@ def load_judgments(spec: str) -> tuple[str, list[dict]]:
     return label, rows
 
 
+def load_v2a(spec: str) -> list[dict] | None:
+    """The per-clip V2A judgments of ``FOLDER[@LABEL]`` (a suite folder's ``v2a_judgments.json``); None if absent."""
+    where, label = split_spec(spec)
+    f = Path(where) / "v2a_judgments.json"
+    if not f.is_file():
+        return None
+    data = _read(f)
+    if not isinstance(data, dict):
+        raise ValueError(f"{f}: expected an object of setting label -> clips")
+    if not label:
+        if len(data) != 1:
+            return None
+        label = next(iter(data))
+    rows = data.get(label)
+    if rows is None:
+        return None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "id" in r and "events" in r for r in rows):
+        raise ValueError(f"{f}@{label}: expected a list of clips with 'id' and 'events'")
+    return rows
+
+
+def pair_v2a(a: list[dict], b: list[dict], where: str = "") -> list[tuple[dict, dict]]:
+    """V2A clips on both sides, by id; their ground-truth events (names and onsets) must agree."""
+    by_id = {r["id"]: r for r in b}
+    pairs = []
+    for r in a:
+        s = by_id.get(r["id"])
+        if s is None:
+            continue
+        if [(e["name"], e["onset"]) for e in r["events"]] != [(e["name"], e["onset"]) for e in s["events"]]:
+            raise ValueError(f"{where}V2A clip {r['id']} has different events on the two sides: compare runs of one "
+                             "prompt set (same --seed)")
+        pairs.append((r, s))
+    return pairs
+
+
 def pair_rows(a: list[dict], b: list[dict], where: str = "") -> list[tuple[dict, dict]]:
     """Clips present on both sides, matched by id, in A's order; their prompts must agree where both record one."""
     by_id = {r["id"]: r for r in b}
@@ -86,14 +138,14 @@ def pair_rows(a: list[dict], b: list[dict], where: str = "") -> list[tuple[dict,
 def _stats(x: list[int], y: list[int]) -> dict:
     n = len(x)
     if n == 0:
-        return {"n": 0, "a": None, "b": None, "diff": None, "ci95": None, "a_only": 0, "b_only": 0, "p": None}
+        return {"n": 0, "a": None, "b": None, "diff": None, "ci95": None, "a_better": 0, "b_better": 0, "p": None}
     b = sum(i > j for i, j in zip(x, y))  # A met it, B did not
     c = sum(i < j for i, j in zip(x, y))  # B met it, A did not
     diff = 100.0 * (c - b) / n
     half = 196.0 * math.sqrt(max(0.0, (b + c) - (c - b) ** 2 / n)) / n
     p = float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
     return {"n": n, "a": 100.0 * sum(x) / n, "b": 100.0 * sum(y) / n, "diff": diff, "ci95": [diff - half, diff + half],
-            "a_only": b, "b_only": c, "p": p}
+            "a_better": b, "b_better": c, "p": p}
 
 
 def compare_pairs(pairs: list[list[tuple[dict, dict]]]) -> dict[str, dict]:
@@ -112,16 +164,47 @@ def compare_pairs(pairs: list[list[tuple[dict, dict]]]) -> dict[str, dict]:
     return out
 
 
+def _mean_diff(x: list[float], y: list[float]) -> dict:
+    n = len(x)
+    if n == 0:
+        return {"n": 0, "a": None, "b": None, "diff": None, "ci95": None, "a_better": 0, "b_better": 0, "p": None}
+    d = [v - u for u, v in zip(x, y)]
+    mean = sum(d) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1)) if n > 1 else 0.0
+    half = 1.96 * sd / math.sqrt(n)
+    a_better = sum(u < v for u, v in zip(x, y))  # fewer false alarms on A's clip
+    b_better = sum(u > v for u, v in zip(x, y))
+    k = a_better + b_better
+    p = float(binomtest(a_better, k, 0.5).pvalue) if k else 1.0
+    return {"n": n, "a": sum(x) / n, "b": sum(y) / n, "diff": mean, "ci95": [mean - half, mean + half],
+            "a_better": a_better, "b_better": b_better, "p": p}
+
+
+def compare_v2a(pairs: list[list[tuple[dict, dict]]]) -> dict[str, dict]:
+    """Pooled paired V2A statistics: events found and aligned (per event), false alarms (per clip)."""
+    out = {}
+    for key, m in (("present", "v2a_present"), ("aligned", "v2a_aligned")):
+        x = [int(bool(e[key])) for plist in pairs for r, _ in plist for e in r["events"]]
+        y = [int(bool(e[key])) for plist in pairs for _, s in plist for e in s["events"]]
+        out[m] = _stats(x, y)
+    x = [float(r.get("false_alarms", 0)) for plist in pairs for r, _ in plist]
+    y = [float(s.get("false_alarms", 0)) for plist in pairs for _, s in plist]
+    out["v2a_false_alarms"] = _mean_diff(x, y)
+    return out
+
+
 def compare_table(stats: dict[str, dict], name_a: str, name_b: str) -> str:
+    """Accuracies in % and their differences in points; false alarms per clip and their difference in clips."""
     def f(v, nd=1):
         return "-" if v is None else f"{v:.{nd}f}"
 
-    lines = [f"| Metric | clips | {name_a} (A) | {name_b} (B) | B - A, points (95% CI) | A only | B only | "
-             "p (two-sided McNemar) |", "|---|---|---|---|---|---|---|---|"]
-    names = {"cat_acc": "Cat-acc", "cnt_acc": "Cnt-acc", "ord_acc": "Ord-acc", "ts_acc": "TS-acc"}
+    lines = [f"| Metric | n | {name_a} (A) | {name_b} (B) | B - A (95% CI) | A better | B better | "
+             "p (two-sided, exact) |", "|---|---|---|---|---|---|---|---|"]
     for m, s in stats.items():
-        ci = "-" if s["ci95"] is None else f"{s['diff']:+.1f} ({s['ci95'][0]:+.1f} to {s['ci95'][1]:+.1f})"
+        nd = 2 if m == "v2a_false_alarms" else 1
+        ci = "-" if s["ci95"] is None else (f"{s['diff']:+.{nd}f} ({s['ci95'][0]:+.{nd}f} to "
+                                            f"{s['ci95'][1]:+.{nd}f})")
         p = "-" if s["p"] is None else f"{s['p']:.2g}"
-        lines.append(f"| {names[m]} | {s['n']} | {f(s['a'])} | {f(s['b'])} | {ci} | {s['a_only']} | {s['b_only']} "
-                     f"| {p} |")
+        lines.append(f"| {NAMES[m]} | {s['n']} | {f(s['a'], nd)} | {f(s['b'], nd)} | {ci} | {s['a_better']} | "
+                     f"{s['b_better']} | {p} |")
     return "\n".join(lines)

@@ -170,7 +170,7 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
     comp = make_t2m_prompts(seed + 1, n_complete) if n_complete else []
     offline, v2a_judge, t2m_judge = OfflineJudge(), V2AJudge(), T2MJudge()
     out: dict = {"seed": seed, "settings": [s.__dict__ for s in settings], "results": {}, "references": {},
-                "judgments": {}}
+                "judgments": {}, "v2a_judgments": {}}
 
     with tempfile.TemporaryDirectory() as tmp:
         # ground truth once, shared by all settings
@@ -229,6 +229,7 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
                 bar.update(1)
             if v2a:
                 res["v2a"] = V2AJudge.summary(judged)
+                out["v2a_judgments"][s.label] = judged  # per clip: each event found / aligned, onset error, false alarms
             music = []
             for i, r in enumerate(t2m):
                 music.append(t2m_judge.judge(r, _gen(pipe, s, seed + i, text=r["prompt"], task="t2m"), sr))
