@@ -34,8 +34,12 @@ def test_paired_statistics_match_hand_counts():
     assert s["a"] == pytest.approx(50.0) and s["b"] == pytest.approx(70.0) and s["diff"] == pytest.approx(20.0)
     # exact two-sided McNemar: 2 * P(X <= 2), X ~ Bin(8, 1/2)
     assert s["p"] == pytest.approx(min(1.0, 2 * binom.cdf(2, 8, 0.5)))
-    half = 1.96 * math.sqrt(8 - 4**2 / 20) / 20 * 100
-    assert s["ci95"] == pytest.approx([20 - half, 20 + half])
+    # Agresti-Min: 1/2 added to each cell -> b' 2.5, c' 6.5, n' 22
+    mid, half = 100 * 4 / 22, 1.96 * math.sqrt(9 - 4**2 / 22) / 22 * 100
+    assert s["ci95"] == pytest.approx([mid - half, mid + half])
+    # no discordant clip: the interval does not collapse to a point
+    t = compare_pairs([pair_rows(a, a)])["cat_acc"]
+    assert t["diff"] == 0 and t["ci95"] == pytest.approx([-196 / 22, 196 / 22]) and t["p"] == 1.0
     # a metric that does not apply to these prompts has no clips
     assert compare_pairs([pair_rows(a, b)])["ord_acc"] == {"n": 0, "a": None, "b": None, "diff": None,
                                                            "ci95": None, "a_better": 0, "b_better": 0, "p": None}

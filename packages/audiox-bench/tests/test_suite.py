@@ -147,6 +147,12 @@ def test_suite_cli_writes_results_tables_plots_and_page(tmp_path):
     cmp = json.loads((tmp_path / "cmp" / "results.json").read_text())
     assert cmp["metrics"]["cat_acc"]["n"] == 2 and cmp["pairs"][0]["v2a_clips"] == 1
     assert cmp["metrics"]["v2a_present"]["n"] == len(v2a["t-2"][0]["events"])
+    # the suite's own paired table: the last setting (t-1) against the others, the same numbers as compare's
+    assert res["paired"]["ref"] == "t-1" and set(res["paired"]["rows"]) == {"t-2"}
+    for m in ("cat_acc", "v2a_aligned", "v2a_false_alarms"):
+        mine, theirs = res["paired"]["rows"]["t-2"][m], cmp["metrics"][m]
+        assert (mine["a_better"], mine["b_better"], mine["p"]) == (theirs["a_better"], theirs["b_better"], theirs["p"])
+    assert "### Paired differences: t-1 against each setting" in (out / "table.md").read_text()
     assert res["results"]["t-2"]["efficiency"]["nfe"] == 4 and res["results"]["t-1"]["efficiency"]["nfe"] == 1
     assert (out / "accuracy_bars.png").stat().st_size > 1000 and (out / "quality_vs_latency.png").stat().st_size > 1000
     text = page.read_text()
@@ -159,6 +165,7 @@ def test_suite_cli_writes_results_tables_plots_and_page(tmp_path):
     (["--model", "t=debug", "--setting", "u@euler:2"], "names model 'u'"),
     (["--model", "t=debug", "--setting", "t@euler:2", "--n-t2a", "-1"], "--n-t2a must be >= 0"),
     (["--model", "t=debug", "--setting", "euler:2"], "bad setting"),
+    (["--model", "t=debug", "--setting", "a=t@euler:2", "--paired-ref", "b"], "--paired-ref 'b' is not a setting"),
 ])
 def test_suite_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, msg):
     from audiox.bench.cli import main

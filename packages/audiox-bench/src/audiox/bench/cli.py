@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=3, help="timed runs per setting")
     p.add_argument("--warmup", type=int, default=1, help="warm-up runs per setting")
     p.add_argument("--markdown", type=Path, default=None, help="also write a self-contained page here (docs/results.md)")
+    p.add_argument("--paired-ref", default=None, metavar="LABEL",
+                   help="compare every other setting with this one clip by clip (differences, 95%% CIs, exact p); "
+                        "default: the last setting when there are several; 'none' turns it off")
     p = sub.add_parser("compare", help="paired comparison of two settings judged on the same held-out prompts: "
                                        "T2A accuracy and V2A differences, 95%% CIs and exact p-values")
     p.add_argument("--out", required=True, type=Path, help="results folder (created)")
@@ -361,11 +364,14 @@ def cmd_suite(args) -> None:
         where[name] = spec.partition("=")[2]
         folders[name] = path
     settings = [parse_suite_setting(s) for s in args.setting]
+    paired_ref = args.paired_ref if args.paired_ref != "none" else None
+    if args.paired_ref is None and len(settings) > 1:
+        paired_ref = settings[-1].label
     t0 = time.perf_counter()
     prov = provenance(folders)  # before the run: the commit and weights that were measured
     res = run_suite(pipes, settings, n_t2a=args.n_t2a, n_v2a=args.n_v2a, n_t2m=args.n_t2m, n_inpaint=args.n_inpaint,
                     n_complete=args.n_complete, seed=args.seed, runs=args.runs, warmup=args.warmup,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, paired_ref=paired_ref)
     res["counts"] = {t: getattr(args, f"n_{t}") for t in ("t2a", "v2a", "t2m", "inpaint", "complete")}
     res["provenance"] = prov
     table = suite_tables(res)

@@ -6,8 +6,10 @@ pairs the clips by id (their prompts must match), counts the discordant clips (`
 does not; ``B better``) and reports
 
 * ``diff``: B's accuracy minus A's, in points, over the clips both were judged on;
-* ``ci95``: the Wald interval of that paired difference, ``diff ± 1.96 · sqrt((b + c) - (b - c)² / n) / n``
-  (Agresti, *Categorical Data Analysis*, 10.1), in points;
+* ``ci95``: a 95% interval of that paired difference, in points: Agresti and Min's (Stat. Med. 2005) Wald interval
+  ``d ± 1.96 · sqrt((b' + c') - (c' - b')² / n') / n'`` with ``d = (c' - b') / n'`` after adding 1/2 to each cell
+  of the 2x2 table (``b' = b + 1/2``, ``c' = c + 1/2``, ``n' = n + 2``), which unlike the plain Wald interval does
+  not shrink to a point when no clip is discordant;
 * ``p``: the exact two-sided McNemar test, a binomial test of the discordant clips at 1/2 (1.0 when none).
 
 V2A, when both sides are suite folders with ``v2a_judgments.json``: the same for each ground-truth event found (within
@@ -142,9 +144,12 @@ def _stats(x: list[int], y: list[int]) -> dict:
     b = sum(i > j for i, j in zip(x, y))  # A met it, B did not
     c = sum(i < j for i, j in zip(x, y))  # B met it, A did not
     diff = 100.0 * (c - b) / n
-    half = 196.0 * math.sqrt(max(0.0, (b + c) - (c - b) ** 2 / n)) / n
+    # Agresti-Min: the Wald interval after adding 1/2 to each cell of the 2x2 table (not degenerate at b = c = 0)
+    b2, c2, n2 = b + 0.5, c + 0.5, n + 2.0
+    mid = 100.0 * (c2 - b2) / n2
+    half = 196.0 * math.sqrt(max(0.0, (b2 + c2) - (c2 - b2) ** 2 / n2)) / n2
     p = float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
-    return {"n": n, "a": 100.0 * sum(x) / n, "b": 100.0 * sum(y) / n, "diff": diff, "ci95": [diff - half, diff + half],
+    return {"n": n, "a": 100.0 * sum(x) / n, "b": 100.0 * sum(y) / n, "diff": diff, "ci95": [mid - half, mid + half],
             "a_better": b, "b_better": c, "p": p}
 
 

@@ -149,8 +149,11 @@ def _t2m_summary(music: list[dict]) -> dict:
 
 def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v2a: int = 16, n_t2m: int = 16,
               n_inpaint: int = 8, n_complete: int = 8, seed: int = 1234, runs: int = 3, warmup: int = 1,
-              references: bool = True, progress: bool = True) -> dict:
-    """Measure every setting on every task (see the module docstring). ``pipes``: model name -> AudioXPipeline."""
+              references: bool = True, progress: bool = True, paired_ref: str | None = None) -> dict:
+    """Measure every setting on every task (see the module docstring). ``pipes``: model name -> AudioXPipeline.
+
+    ``paired_ref``: a setting label; every other setting is then compared with it clip by clip (``out["paired"]``:
+    the reference minus the setting per T2A accuracy and V2A measure, 95% CI and exact p; see ``bench.compare``)."""
     from audiox.data.media import encode_mp4
     from audiox.data.synth import SynthConfig, render_audio, render_clip, spec_from_dict
     from audiox.data.synth.prompts import make_t2a_bench, make_t2m_prompts, make_v2a_prompts
@@ -159,6 +162,8 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
     for s in settings:
         if s.model not in pipes:
             raise ValueError(f"setting {s.label!r} names model {s.model!r}; models: {', '.join(pipes)}")
+    if paired_ref is not None and paired_ref not in [s.label for s in settings]:
+        raise ValueError(f"--paired-ref {paired_ref!r} is not a setting label: {', '.join(s.label for s in settings)}")
     sr_of = {name: p.model.sample_rate for name, p in pipes.items()}
     if len(set(sr_of.values())) != 1:
         raise ValueError(f"the models run at different sample rates {sr_of}: compare models of one rate")
@@ -267,10 +272,25 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
             res["efficiency"] = {"nfe": rep.nfe, "latency_mean": rep.latency_mean, "latency_std": rep.latency_std,
                                  "rtf": rep.rtf, "duration": float(pipe.config.duration)}
             out["results"][s.label] = res
+    if paired_ref is not None and len(settings) > 1 and (t2a or v2a):
+        out["paired"] = {"ref": paired_ref, "rows": {s.label: paired_stats(out, s.label, paired_ref)
+                                                     for s in settings if s.label != paired_ref}}
     slowest = max(r["efficiency"]["latency_mean"] for r in out["results"].values())
     for r in out["results"].values():
         r["efficiency"]["speedup_vs_slowest"] = slowest / r["efficiency"]["latency_mean"]
     return out
+
+
+def paired_stats(out: dict, label: str, ref: str) -> dict:
+    """``ref`` minus ``label`` on the same clips: T2A accuracies and V2A measures (``bench.compare``)."""
+    from audiox.bench.compare import compare_pairs, compare_v2a, pair_rows, pair_v2a
+
+    stats: dict = {}
+    if label in out["judgments"]:
+        stats.update(compare_pairs([pair_rows(out["judgments"][label], out["judgments"][ref])]))
+    if label in out["v2a_judgments"]:
+        stats.update(compare_v2a([pair_v2a(out["v2a_judgments"][label], out["v2a_judgments"][ref])]))
+    return stats
 
 
 def _t2a_result(records: list[dict], judged: list[dict]) -> dict:
@@ -371,6 +391,29 @@ def suite_tables(res: dict) -> str:
                      f"{_f(i.get('event_presence'))} | {_f(c.get('tempo_kept'))} | {_f(c.get('instrument_kept'))} | "
                      f"{_f(c.get('log_mel_l1'), 3)} |")
         parts.append("### Audio inpainting and music completion\n\n" + "\n".join(t))
+    if res.get("paired"):
+        ref, prow = res["paired"]["ref"], res["paired"]["rows"]
+        metrics = [m for m in ("cat_acc", "cnt_acc", "ord_acc", "ts_acc", "v2a_aligned", "v2a_false_alarms")
+                   if any(m in v for v in prow.values())]
+        head = {"cat_acc": "Cat-acc", "cnt_acc": "Cnt-acc", "ord_acc": "Ord-acc", "ts_acc": "TS-acc",
+                "v2a_aligned": "V2A aligned (%)", "v2a_false_alarms": "V2A false alarms per clip"}
+
+        def cell(st: dict | None, nd: int) -> str:
+            if not st or st.get("diff") is None:
+                return "-"
+            lo, hi = st["ci95"]
+            return f"{st['diff']:+.{nd}f} ({lo:+.{nd}f} to {hi:+.{nd}f}), p {st['p']:.2g}"
+
+        t = [f"| {ref} minus | " + " | ".join(head[m] for m in metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+        for k, st in prow.items():
+            t.append(f"| {k} | " + " | ".join(cell(st.get(m), 2 if m == "v2a_false_alarms" else 1) for m in metrics)
+                     + " |")
+        parts.append(f"### Paired differences: {ref} against each setting, clip by clip\n\n" + "\n".join(t) + "\n\n"
+                     f"Each cell: {ref}'s figure minus the row's on the same clips (points; false alarms in clips), "
+                     "its 95% interval and the exact two-sided p (McNemar on the clips where exactly one of the two "
+                     "meets the prompt or finds the event; the sign test for false alarms). An interval that holds "
+                     "0 is a difference these prompts cannot tell from chance (docs/metrics.md, `audiox-bench "
+                     "compare`).")
     t = ["| Setting | NFE | latency (s) | RTF | speed-up vs slowest |", "|---|---|---|---|---|"]
     for k in labels:
         e = rows[k]["efficiency"]
