@@ -105,33 +105,36 @@ def load_v2a(spec: str) -> list[dict] | None:
     return rows
 
 
-def pair_v2a(a: list[dict], b: list[dict], where: str = "") -> list[tuple[dict, dict]]:
-    """V2A clips on both sides, by id; their ground-truth events (names and onsets) must agree."""
+def _match(a: list[dict], b: list[dict], differ, where: str) -> list[tuple[dict, dict]]:
+    """(A, B) clips with one id, in A's order; ``differ(r, s)`` names what the two must not disagree on, or None."""
     by_id = {r["id"]: r for r in b}
     pairs = []
     for r in a:
         s = by_id.get(r["id"])
         if s is None:
             continue
-        if [(e["name"], e["onset"]) for e in r["events"]] != [(e["name"], e["onset"]) for e in s["events"]]:
-            raise ValueError(f"{where}V2A clip {r['id']} has different events on the two sides: compare runs of one "
-                             "prompt set (same --seed)")
+        if (what := differ(r, s)) is not None:
+            raise ValueError(f"{where}clip {r['id']} has {what} on the two sides: compare runs of one prompt set "
+                             "(same --seed)")
         pairs.append((r, s))
     return pairs
 
 
+def pair_v2a(a: list[dict], b: list[dict], where: str = "") -> list[tuple[dict, dict]]:
+    """V2A clips on both sides, by id; their ground-truth events (names and onsets) must agree."""
+    def events(r: dict) -> list:
+        return [(e["name"], e["onset"]) for e in r["events"]]
+
+    return _match(a, b, lambda r, s: "different events" if events(r) != events(s) else None, where)
+
+
 def pair_rows(a: list[dict], b: list[dict], where: str = "") -> list[tuple[dict, dict]]:
     """Clips present on both sides, matched by id, in A's order; their prompts must agree where both record one."""
-    by_id = {r["id"]: r for r in b}
-    pairs = []
-    for r in a:
-        s = by_id.get(r["id"])
-        if s is None:
-            continue
-        if r.get("prompt") is not None and s.get("prompt") is not None and r["prompt"] != s["prompt"]:
-            raise ValueError(f"{where}clip {r['id']} has different prompts on the two sides "
-                             f"({r['prompt']!r} vs {s['prompt']!r}): compare runs of one prompt set (same --seed)")
-        pairs.append((r, s))
+    def prompts(r: dict, s: dict) -> str | None:
+        u, v = r.get("prompt"), s.get("prompt")
+        return f"different prompts ({u!r} vs {v!r})" if u is not None and v is not None and u != v else None
+
+    pairs = _match(a, b, prompts, where)
     if not pairs:
         raise ValueError(f"{where}the two sides share no clip ids")
     return pairs
