@@ -1,4 +1,4 @@
-"""`audiox-bench compare`: paired accuracy differences, Wald CIs and exact McNemar p, against hand counts."""
+"""`audiox-bench compare`: paired accuracy differences, Agresti-Min CIs and exact McNemar p, against hand counts."""
 
 import json
 import math

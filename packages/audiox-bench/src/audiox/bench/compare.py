@@ -30,13 +30,13 @@ from pathlib import Path
 
 from scipy.stats import binomtest
 
-__all__ = ["METRICS", "V2A_METRICS", "split_spec", "load_judgments", "load_v2a", "pair_rows", "pair_v2a", "compare_pairs",
+from audiox.bench.report import _NAMES
+
+__all__ = ["METRICS", "NAMES", "split_spec", "load_judgments", "load_v2a", "pair_rows", "pair_v2a", "compare_pairs",
            "compare_v2a", "compare_table"]
 
-METRICS = ("cat_acc", "cnt_acc", "ord_acc", "ts_acc")
-V2A_METRICS = ("v2a_present", "v2a_aligned", "v2a_false_alarms")
-NAMES = {"cat_acc": "Cat-acc", "cnt_acc": "Cnt-acc", "ord_acc": "Ord-acc", "ts_acc": "TS-acc",
-         "v2a_present": "V2A events found", "v2a_aligned": "V2A events aligned (0.2 s)",
+METRICS = tuple(_NAMES)  # cat_acc, cnt_acc, ord_acc, ts_acc
+NAMES = {**_NAMES, "v2a_present": "V2A events found", "v2a_aligned": "V2A events aligned (0.2 s)",
          "v2a_false_alarms": "V2A false alarms per clip (lower is better)"}
 _REFERENCES = ("ground truth", "autoencoder round trip")
 

@@ -392,11 +392,10 @@ def suite_tables(res: dict) -> str:
                      f"{_f(c.get('log_mel_l1'), 3)} |")
         parts.append("### Audio inpainting and music completion\n\n" + "\n".join(t))
     if res.get("paired"):
+        from audiox.bench.compare import METRICS, NAMES
+
         ref, prow = res["paired"]["ref"], res["paired"]["rows"]
-        metrics = [m for m in ("cat_acc", "cnt_acc", "ord_acc", "ts_acc", "v2a_aligned", "v2a_false_alarms")
-                   if any(m in v for v in prow.values())]
-        head = {"cat_acc": "Cat-acc", "cnt_acc": "Cnt-acc", "ord_acc": "Ord-acc", "ts_acc": "TS-acc",
-                "v2a_aligned": "V2A aligned (%)", "v2a_false_alarms": "V2A false alarms per clip"}
+        metrics = [m for m in (*METRICS, "v2a_aligned", "v2a_false_alarms") if any(m in v for v in prow.values())]
 
         def cell(st: dict | None, nd: int) -> str:
             if not st or st.get("diff") is None:
@@ -404,7 +403,7 @@ def suite_tables(res: dict) -> str:
             lo, hi = st["ci95"]
             return f"{st['diff']:+.{nd}f} ({lo:+.{nd}f} to {hi:+.{nd}f}), p {st['p']:.2g}"
 
-        t = [f"| {ref} minus | " + " | ".join(head[m] for m in metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+        t = [f"| {ref} minus | " + " | ".join(NAMES[m] for m in metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
         for k, st in prow.items():
             t.append(f"| {k} | " + " | ".join(cell(st.get(m), 2 if m == "v2a_false_alarms" else 1) for m in metrics)
                      + " |")
