@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from audiox.bench.suite import SuiteSetting, log_mel_l1, parse_suite_setting, run_suite, suite_markdown
+from audiox.bench.suite import (
+    SILENT_SPAN_DB,
+    SuiteSetting,
+    log_mel_l1,
+    parse_suite_setting,
+    run_suite,
+    span_level_db,
+    suite_markdown,
+)
 
 
 def test_setting_grammar():
@@ -17,6 +25,21 @@ def test_setting_grammar():
     for bad in ("euler:50:6", "a=b", "t@euler:x", "t@euler:4:y"):
         with pytest.raises(ValueError, match="bad setting"):
             parse_suite_setting(bad)
+
+
+def test_span_level_tells_silence_from_a_quiet_sound():
+    sr = 16000
+    ref = (0.3 * np.sin(2 * np.pi * 880 * np.arange(sr) / sr)).astype(np.float32)
+    assert span_level_db(ref, ref) == pytest.approx(0.0, abs=1e-9)
+    assert span_level_db(0.1 * ref, ref) == pytest.approx(-20.0)
+    assert span_level_db(np.zeros_like(ref), ref) == -np.inf
+    # what a student leaves in a span it does not fill (rms ~3e-7): far under the threshold; a sound at -30 dB is not
+    assert span_level_db(np.full(sr, 3e-7, np.float32), ref) < SILENT_SPAN_DB < span_level_db(0.0316 * ref, ref)
+    # both log-mel distances floor such a span to an empty one's: the level is what tells them apart
+    tiny = (1e-6 * ref).astype(np.float32)
+    assert log_mel_l1(tiny, ref, sr) == pytest.approx(log_mel_l1(np.zeros_like(ref), ref, sr))
+    with pytest.raises(ValueError, match="reference span is silent"):
+        span_level_db(ref, np.zeros_like(ref))
 
 
 def test_log_mel_l1_is_a_distance_on_clips():
@@ -81,6 +104,7 @@ def test_suite_end_to_end_on_a_random_model():
         assert r["efficiency"]["nfe"] == nfe and r["efficiency"]["latency_mean"] > 0
         assert r["t2a"]["overall"]["n"] == 4 and r["t2m"]["n"] == 1 and r["t2m"]["mode_acc"] in (0.0, 100.0)
         assert r["inpaint"]["n"] == 1 and r["inpaint"]["span_log_mel_l1"] > 0
+        assert r["inpaint"]["silent_spans"] in (0.0, 100.0)
         assert 0 <= r["complete"]["tempo_kept"] <= 100
     assert max(r["efficiency"]["speedup_vs_slowest"] for r in res["results"].values()) >= 1.0
     page = suite_markdown(res, {"m": "debug"}, 1.0, argv=["audiox-bench", "suite"])
@@ -88,6 +112,7 @@ def test_suite_end_to_end_on_a_random_model():
     assert f"| +100.0 (p {0.5 ** n_gt:.2g}) |" in page  # the ground truth's margin and its p
     assert "| mode (%) |" in page and "| *ground truth* | 100.0 | 100.0 | 100.0 |" in page
     assert "| aligned within 0.2 s (%) |" in page
+    assert "| inpaint: spans left silent (%) |" in page
     # per category: the truth holds every asked category and no other, and each clip is kept for judgments.json
     cats = gt["t2a"]["categories"]
     assert cats and all(c["heard"] == c["asked"] and c["heard_unasked"] == 0 for c in cats.values())

@@ -16,7 +16,9 @@ held-out prompts, on the same machine, in the same process:
 - **Inpainting**: held-out sound-event clips with one event's span (+-0.25 s) masked; the regenerated span is
   compared with the ground truth by log-mel L1 and by an energy-weighted log-mel L1 (each bin weighted by the
   truth's power there, so a silent span is not favoured; lower is better; the distances of a silent span are
-  printed as a reference), and the V2A judge's event presence on the whole repaired clip.
+  printed as a reference), the share of spans the model left silent (:func:`span_level_db` under
+  ``SILENT_SPAN_DB``: both L1s score such a span exactly as an empty one, so this count tells "filled it with
+  nothing" from "filled it badly"), and the V2A judge's event presence on the whole repaired clip.
 - **Music completion**: the 5 s that precede a held-out music clip as the prompt; the continuation is judged for
   keeping the tempo and the instrument of the ground truth (T2M judge), plus its log-mel L1 to the ground truth.
 - **Efficiency**: NFE (counted), end-to-end latency (mean +- std over ``runs`` after ``warmup``, batch 1, one clip of
@@ -29,6 +31,7 @@ command line). Random-weight presets (``--model t=debug``) exercise the plumbing
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
@@ -48,7 +51,11 @@ from audiox.bench.judges.offline import OfflineJudge
 from audiox.bench.judges.rules import aggregate, category_recall, prompt_following
 from audiox.core.io import file_sha256
 
-__all__ = ["SuiteSetting", "parse_suite_setting", "log_mel_l1", "inpaint_span", "run_suite", "suite_markdown", "suite_plots"]
+__all__ = ["SILENT_SPAN_DB", "SuiteSetting", "parse_suite_setting", "log_mel_l1", "inpaint_span", "run_suite",
+           "span_level_db", "suite_markdown", "suite_plots"]
+
+#: A regenerated span this far (dB) or more under the true span's level counts as left silent.
+SILENT_SPAN_DB = -40.0
 
 _SETTING = re.compile(r"^(?:(?P<label>[^=]+)=)?(?P<model>[^@=]+)@(?P<sampler>[a-z]+)(?::(?P<steps>\d*))?(?::(?P<cfg>[-+0-9.eE]*))?$")
 
@@ -99,6 +106,15 @@ def log_mel_l1(a: np.ndarray, b: np.ndarray, sample_rate: int, n_mels: int = 64,
     if total <= 0:
         return float(diff.mean())  # a silent reference: every bin counts alike
     return float((diff.double() * w).sum() / total)
+
+
+def span_level_db(gen: np.ndarray, ref: np.ndarray) -> float:
+    """RMS level of ``gen`` relative to ``ref`` in dB (``-inf`` for an all-zero ``gen``; ``ref`` must not be silent)."""
+    g = float(np.sqrt(np.mean(np.square(np.asarray(gen, dtype=np.float64)))))
+    r = float(np.sqrt(np.mean(np.square(np.asarray(ref, dtype=np.float64)))))
+    if r <= 0:
+        raise ValueError("span_level_db: the reference span is silent")
+    return 20 * math.log10(g / r) if g > 0 else -math.inf
 
 
 def inpaint_span(record: dict, duration: float) -> tuple[float, float]:
@@ -241,7 +257,7 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
                 bar.update(1)
             if t2m:
                 res["t2m"] = _t2m_summary(music)
-            l1, l1_silent, wl1, wl1_silent, present = [], [], [], [], []
+            l1, l1_silent, wl1, wl1_silent, present, silent = [], [], [], [], [], []
             for i, (r, wav, (a, b)) in enumerate(inpaint_cases):
                 prompt = torch.from_numpy(wav)[None]
                 gen = _gen(pipe, s, seed + i, audio=prompt, inpaint_spans=[(a, b)], task="inpaint")
@@ -251,11 +267,13 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
                 wl1.append(log_mel_l1(gen[lo:hi], wav[lo:hi], sr, weighted=True))
                 wl1_silent.append(log_mel_l1(np.zeros(hi - lo, np.float32), wav[lo:hi], sr, weighted=True))
                 present.append(v2a_judge.judge(r, gen, sr)["present"])
+                silent.append(span_level_db(gen[lo:hi], wav[lo:hi]) < SILENT_SPAN_DB)
                 bar.update(1)
             if inpaint_cases:
                 res["inpaint"] = {"span_log_mel_l1": _mean(l1), "silent_span_log_mel_l1": _mean(l1_silent),
                                   "span_weighted_l1": _mean(wl1), "silent_span_weighted_l1": _mean(wl1_silent),
-                                  "event_presence": 100 * _mean(present), "n": len(l1)}
+                                  "event_presence": 100 * _mean(present), "silent_spans": 100 * _mean(silent),
+                                  "n": len(l1)}
             kept, c_l1 = [], []
             for i, (r, target, prompt) in enumerate(completions):
                 gen = _gen(pipe, s, seed + i, audio=torch.from_numpy(prompt)[None], task="complete")
@@ -382,13 +400,14 @@ def suite_tables(res: dict) -> str:
         parts.append("### Text-to-music (T2M judge)\n\n" + "\n".join(t))
     if any("inpaint" in rows[k] or "complete" in rows[k] for k in labels):
         t = ["| Setting | inpaint: span log-mel L1 (silent span) | inpaint: energy-weighted L1 (silent span) "
-             "| inpaint: events found (%) | completion: tempo kept (%) "
-             "| completion: instrument kept (%) | completion: log-mel L1 |", "|---|---|---|---|---|---|---|"]
+             "| inpaint: spans left silent (%) | inpaint: events found (%) | completion: tempo kept (%) "
+             "| completion: instrument kept (%) | completion: log-mel L1 |", "|---|---|---|---|---|---|---|---|"]
         for k in labels:
             i, c = rows[k].get("inpaint", {}), rows[k].get("complete", {})
             t.append(f"| {k} | {_f(i.get('span_log_mel_l1'), 3)} ({_f(i.get('silent_span_log_mel_l1'), 3)}) | "
                      f"{_f(i.get('span_weighted_l1'), 3)} ({_f(i.get('silent_span_weighted_l1'), 3)}) | "
-                     f"{_f(i.get('event_presence'))} | {_f(c.get('tempo_kept'))} | {_f(c.get('instrument_kept'))} | "
+                     f"{_f(i.get('silent_spans'))} | {_f(i.get('event_presence'))} | {_f(c.get('tempo_kept'))} | "
+                     f"{_f(c.get('instrument_kept'))} | "
                      f"{_f(c.get('log_mel_l1'), 3)} |")
         parts.append("### Audio inpainting and music completion\n\n" + "\n".join(t))
     if res.get("paired"):
