@@ -23,8 +23,9 @@ def shards(tmp_path_factory):
     return out
 
 
-def only(task: str) -> LoaderConfig:
-    return LoaderConfig(batch_size=4, task_weights={task: 1.0}, seed=1)
+def only(task: str, **kw) -> LoaderConfig:
+    kw = {"inpaint_text": 0.0, "inpaint_video": 0.0, **kw}  # unguided inpainting unless a test asks
+    return LoaderConfig(batch_size=4, task_weights={task: 1.0}, seed=1, **kw)
 
 
 @pytest.mark.parametrize("task", ["t2a", "t2m", "v2a", "v2m", "tv2a", "tv2m", "i2a", "inpaint", "complete"])
@@ -62,6 +63,36 @@ def test_each_task_has_the_right_modalities(shards, task):
         assert inp.inpaint_mask is None or not inp.inpaint_mask.any()
     if task == "complete":  # X_a is music that ends where the target starts (right-aligned, non-silent)
         assert (inp.audio[..., -CFG.num_samples // 4 :].abs().amax(-1) > 0.01).all()
+
+
+def test_guided_inpainting_carries_captions_and_video_by_chance(shards):
+    def batch(**kw):
+        cfg = only("inpaint", **kw)
+        return next(ShardLoader(shards, CFG, LoaderConfig(**{**cfg.__dict__, "batch_size": 12})).epoch_batches())
+
+    plain, text, both, half = batch(), batch(inpaint_text=1.0), batch(inpaint_text=1.0, inpaint_video=1.0), \
+        batch(inpaint_text=0.5, inpaint_video=0.5)
+    assert all(t is None for t in plain.inputs.text) and plain.inputs.video is None
+    # the guidance is drawn after the mask: the same samples, spans and prompts with or without it
+    for b in (text, both, half):
+        assert b.keys == plain.keys and torch.equal(b.inpaint_mask, plain.inpaint_mask)
+        assert torch.equal(b.inputs.audio, plain.inputs.audio) and b.inputs.task == ["inpaint"] * 12
+    captions = {}
+    for tar in sorted(shards.glob("*.tar")):
+        with tarfile.open(tar) as f:
+            for m in f.getmembers():
+                if m.name.endswith(".json"):
+                    a = json.load(f.extractfile(m))
+                    captions[m.name.rsplit(".", 1)[0].split("/")[-1]] = {a["caption"], *(c for v in a["captions"].values() for c in v)}
+    assert all(t in captions[k] for k, t in zip(text.keys, text.inputs.text, strict=True))
+    assert text.inputs.video is None
+    assert both.inputs.video_present.all() and both.inputs.video.float().std() > 0  # the clip's real frames
+    assert not torch.equal(both.inputs.sync_video, both.inputs.sync_video[:, :1].expand_as(both.inputs.sync_video))
+    n_text = sum(t is not None for t in half.inputs.text)
+    assert 0 < n_text < 12 and 0 < int(half.inputs.video_present.sum()) < 12
+    for bad in ({"inpaint_text": 1.5}, {"inpaint_video": -0.1}):
+        with pytest.raises(ValueError, match="must be a probability"):
+            LoaderConfig(**bad)
 
 
 def test_music_and_sound_tasks_follow_the_sample_kind(shards):

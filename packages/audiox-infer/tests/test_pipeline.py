@@ -105,6 +105,22 @@ def test_inpainting_passes_the_mask_to_the_model(pipe: AudioXPipeline, files: di
     torch.testing.assert_close(seen[0].audio[:, :, m], torch.zeros(2, seen[0].audio.shape[1], int(m.sum())))
 
 
+def test_guided_inpainting_reads_text_and_video(pipe: AudioXPipeline, files: dict[str, Path], monkeypatch) -> None:
+    """Text- and video-guided inpainting (paper App. D1): both reach the model beside the masked prompt, the
+    unmasked region is still the given audio, and the guidance changes what fills the span."""
+    seen = []
+    encode = pipe.model.encode_modalities
+    monkeypatch.setattr(pipe.model, "encode_modalities", lambda inputs: seen.append(inputs) or encode(inputs))
+    plain = pipe(audio=files["audio"], inpaint_spans="0.25-0.5", steps=STEPS, seed=0)
+    out = pipe("a bell rings", video=files["video"], audio=files["audio"], inpaint_spans="0.25-0.5", steps=STEPS, seed=0)
+    assert out.tasks == ["inpaint"] and seen[-1].text == ["a bell rings"] and seen[-1].video is not None
+    assert seen[-1].inpaint_mask is not None
+    m = torch.zeros(pipe.config.num_samples, dtype=torch.bool)
+    m[2000:4000] = True
+    assert torch.equal(out.audio[0][:, ~m], plain.audio[0][:, ~m])
+    assert not torch.allclose(out.audio[0][:, m], plain.audio[0][:, m], atol=1e-4)
+
+
 def test_model_metadata_picks_defaults(model: AudioXModel, files: dict[str, Path]) -> None:
     cfg = dataclasses.replace(model.config, inference=dataclasses.replace(
         model.config.inference, sampler="turbo", steps=3, few_step_times=(1.0, 0.8, 0.4, 0.0)))

@@ -5,7 +5,9 @@ Per sample (paper Sec. IV-B): a task is drawn from the task weights among those 
 sample's captions, chosen per epoch, for the text tasks (others get ``None`` -> the task sentence);
 video is resampled to ``cfg.video.fps`` / ``cfg.sync.fps`` and resized to the encoders' image sizes
 (i2a: one still frame repeated, a static video); inpainting masks spans of ``A`` to make ``X_a``
-(``inpaint_mask`` True = to generate); completion uses the preceding segment as ``X_a``.
+(``inpaint_mask`` True = to generate) and, with the chances ``inpaint_text`` / ``inpaint_video``, also carries one of
+the sample's captions / its video (guided inpainting, paper Appendix D1); completion uses the preceding segment
+as ``X_a``.
 
 Determinism: the shard order and the order within a shard are permutations drawn from
 ``(seed, epoch)``; task, caption, crop and mask from ``(seed, epoch, key)``. ``state_dict()`` is the
@@ -65,6 +67,10 @@ class LoaderConfig:
     random_crop: bool = True  # clips longer than cfg.duration: random (deterministic) window, else the start
     inpaint_spans: tuple[int, int] = (1, 3)  # number of masked spans (inclusive)
     inpaint_fraction: tuple[float, float] = (0.1, 0.5)  # share of the clip masked in total
+    # guided inpainting (paper Appendix D1, Table A.6: A, A+T, A+V, A+T+V): the chance that an inpainting sample
+    # also carries one of its captions / its video (when the clip has one); without them the task's default text
+    inpaint_text: float = 0.5
+    inpaint_video: float = 0.5
     rank: int = 0  # data-parallel split by shard: rank r takes shards r, r + world_size, ...
     world_size: int = 1
     drop_last: bool = True
@@ -79,6 +85,10 @@ class LoaderConfig:
             raise ValueError(f"unknown tasks in task_weights: {sorted(bad)} (known: {TASKS})")
         if not any(w > 0 for w in self.task_weights.values()):
             raise ValueError("task_weights: at least one task needs a positive weight")
+        for name in ("inpaint_text", "inpaint_video"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank {self.rank} not in [0, {self.world_size})")
 
@@ -210,19 +220,11 @@ class ShardLoader:
         start = int(rng.integers(0, length - self.S + 1)) if self.cfg.random_crop and length > self.S else 0
         target = self._target(audio, start)
         t0 = start / self.sr
-        text = None
-        if task in TEXT_TASKS:
-            caps = [ann["caption"]] + [c for v in ann.get("captions", {}).values() for c in v]
-            text = caps[int(rng.integers(len(caps)))]
-        item = _Item(key, task, target, text)
+        item = _Item(key, task, target, self._caption(ann, rng) if task in TEXT_TASKS else None)
         if start == 0 and raw.get("__latent__") is not None:  # the cache holds the clip from its start
             item.latent = raw["__latent__"]
         if task in VIDEO_TASKS:
-            frames, src_fps = decode_video(raw["mp4"])
-            still = (t0 + self.model_cfg.duration * rng.uniform(0.2, 0.8)) if task == "i2a" else None
-            vc, sc = self.model_cfg.video, self.model_cfg.sync
-            item.video = self._frames(frames, src_fps, t0, vc.fps, self.model_cfg.video_frames, vc.image_size, still)
-            item.sync = self._frames(frames, src_fps, t0, sc.fps, self.model_cfg.sync_frames, sc.image_size, still)
+            self._add_video(item, raw, t0, rng, still=task == "i2a")
         if task == "inpaint":
             mask = torch.zeros(self.S, dtype=torch.bool)
             k = int(rng.integers(self.cfg.inpaint_spans[0], self.cfg.inpaint_spans[1] + 1))
@@ -233,6 +235,11 @@ class ShardLoader:
                 mask[s : s + span] = True
             item.mask = mask
             item.prompt = target.masked_fill(mask[None], 0.0)
+            # guidance, drawn after the mask so that the masks of a seed stay what they were without it
+            if rng.random() < self.cfg.inpaint_text:
+                item.text = self._caption(ann, rng)
+            if has_video and rng.random() < self.cfg.inpaint_video:
+                self._add_video(item, raw, t0, rng, still=False)
         if task == "complete":
             full = torch.cat([self._audio(raw["prompt.flac"]), audio], dim=1)
             begin = full.shape[1] - length + start  # where A starts inside prompt + target
@@ -240,6 +247,20 @@ class ShardLoader:
             item.prompt = torch.zeros(self.channels, self.S)
             item.prompt[:, self.S - prev.shape[1] :] = prev  # right-aligned: X_a ends where A begins
         return item
+
+    @staticmethod
+    def _caption(ann: dict, rng: np.random.Generator) -> str:
+        """One of the sample's captions (the main one or any perspective's), drawn uniformly."""
+        caps = [ann["caption"]] + [c for v in ann.get("captions", {}).values() for c in v]
+        return caps[int(rng.integers(len(caps)))]
+
+    def _add_video(self, item: _Item, raw: dict, t0: float, rng: np.random.Generator, still: bool) -> None:
+        """The clip's CLIP-rate and sync-rate frames from ``t0`` (``still``: one frame held, a static video)."""
+        frames, src_fps = decode_video(raw["mp4"])
+        at = (t0 + self.model_cfg.duration * rng.uniform(0.2, 0.8)) if still else None
+        vc, sc = self.model_cfg.video, self.model_cfg.sync
+        item.video = self._frames(frames, src_fps, t0, vc.fps, self.model_cfg.video_frames, vc.image_size, at)
+        item.sync = self._frames(frames, src_fps, t0, sc.fps, self.model_cfg.sync_frames, sc.image_size, at)
 
     # Batches --------------------------------------------------------------------------------------
     def _collate(self, items: list[_Item]) -> TrainBatch:

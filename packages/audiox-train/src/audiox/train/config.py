@@ -112,9 +112,14 @@ class DataConfig:
     # Read the target latents cached beside the shards by `audiox-train encode-latents` (same autoencoder)
     # instead of encoding every batch: the frozen encoder dominated a CPU step.
     latents: bool = False
+    # guided inpainting: the chance that an inpainting sample also carries a caption / its video (paper App. D1)
+    inpaint_text: float = 0.5
+    inpaint_video: float = 0.5
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"data.batch_size must be >= 1, got {self.batch_size}")
+        for k in ("inpaint_text", "inpaint_video"):
+            _check(0 <= getattr(self, k) <= 1, f"data.{k} must be in [0, 1]")
 
 
 @dataclass

@@ -179,7 +179,8 @@ def build_source(data: DataConfig, model: AudioXConfig, *, shards: str | None = 
         raise ValueError("no training data: set data.shards=PATTERN (e.g. data.shards='data/train-{000000..000009}.tar')")
     from audiox.data.loader import LoaderConfig, ShardLoader
 
-    kwargs: dict[str, Any] = {"batch_size": data.batch_size, "seed": data.seed, "rank": rank, "world_size": world_size}
+    kwargs: dict[str, Any] = {"batch_size": data.batch_size, "seed": data.seed, "rank": rank, "world_size": world_size,
+                              "inpaint_text": data.inpaint_text, "inpaint_video": data.inpaint_video}
     if data.latents:
         from audiox.data.latents import missing_sidecars
         from audiox.data.shards import list_shards
