@@ -1,5 +1,6 @@
 """The loader: every task's modalities and masks, determinism, resume, bad samples skipped."""
 
+import dataclasses
 import io
 import json
 import tarfile
@@ -67,8 +68,7 @@ def test_each_task_has_the_right_modalities(shards, task):
 
 def test_guided_inpainting_carries_captions_and_video_by_chance(shards):
     def batch(**kw):
-        cfg = only("inpaint", **kw)
-        return next(ShardLoader(shards, CFG, LoaderConfig(**{**cfg.__dict__, "batch_size": 12})).epoch_batches())
+        return next(ShardLoader(shards, CFG, dataclasses.replace(only("inpaint", **kw), batch_size=12)).epoch_batches())
 
     plain, text, both, half = batch(), batch(inpaint_text=1.0), batch(inpaint_text=1.0, inpaint_video=1.0), \
         batch(inpaint_text=0.5, inpaint_video=0.5)

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 
 import pytest
@@ -38,8 +39,6 @@ def _cmd(out):
 
 
 def _members(path) -> dict[str, bytes]:
-    import tarfile
-
     with tarfile.open(path) as tf:
         return {m.name: tf.extractfile(m).read() for m in tf.getmembers()}
 

@@ -73,7 +73,8 @@ def test_parallel_workers_need_enough_shards(shards):
 
 def test_guided_inpainting_chances_reach_the_loader(shards):
     cfg = get_train_config("debug", [f"data.shards={shards}", "data.inpaint_text=0.25", "data.inpaint_video=1"])
-    assert build_source(cfg.data, cfg.model).loader.cfg.inpaint_text == 0.25
-    assert build_source(cfg.data, cfg.model).loader.cfg.inpaint_video == 1.0
+    loader_cfg = build_source(cfg.data, cfg.model).loader.cfg
+    assert loader_cfg.inpaint_text == 0.25
+    assert loader_cfg.inpaint_video == 1.0
     with pytest.raises(ValueError, match="data.inpaint_text must be in"):
         get_train_config("debug", ["data.inpaint_text=2"])
