@@ -124,6 +124,88 @@ def test_suite_end_to_end_on_a_random_model():
     assert [r["id"] for r in rows] == [r["id"] for r in res["judgments"]["one"]]
 
 
+def _inpaint_cases(n: int, sr: int = 16000) -> list:
+    from audiox.bench.suite import inpaint_span
+    from audiox.data.synth import SynthConfig, render_audio, spec_from_dict
+    from audiox.data.synth.prompts import make_v2a_prompts
+    from audiox.data.synth.world import annotate_spec
+
+    cases = []
+    for r in make_v2a_prompts(77, n):
+        spec = spec_from_dict(r["spec"])
+        wav, _ = render_audio(spec, SynthConfig(sample_rate=sr, video=False))
+        cases.append((r, wav, inpaint_span(r, 10.0), annotate_spec(spec)["caption"], None))
+    return cases
+
+
+class _Replay:
+    """A stand-in pipeline that 'inpaints' by returning the truth, optionally with the masked span zeroed."""
+
+    def __init__(self, cases: list, sr: int, blank: bool):
+        self.cases, self.sr, self.blank, self.calls = cases, sr, blank, []
+
+    def __call__(self, **kw):
+        import types
+
+        r, wav, (a, b), _, _ = next(c for c in self.cases if np.array_equal(c[1], kw["audio"][0].numpy()))
+        self.calls.append(kw)
+        out = wav.copy()
+        if self.blank:
+            out[int(a * self.sr): int(b * self.sr)] = 0
+        return types.SimpleNamespace(audio=torch.from_numpy(out)[None, None])
+
+
+def test_inpaint_measures_tell_a_restored_span_from_a_blank_one():
+    """The inpainting measures on the truth itself (the span restored) and on the truth with the span left empty:
+    the masked event is heard again in every restored span and in no blank one; only the blank ones are silent."""
+    from audiox.bench.judges.av_music import V2AJudge
+    from audiox.bench.judges.offline import OfflineJudge
+    from audiox.bench.suite import _inpaint
+
+    sr, cases = 16000, _inpaint_cases(4)
+    s = parse_suite_setting("x=m@euler:1")
+    bar = type("Bar", (), {"update": lambda self, n: None})()
+    for blank in (False, True):
+        pipe = _Replay(cases, sr, blank)
+        m = _inpaint(pipe, s, 0, cases, "A+T", sr, V2AJudge(), OfflineJudge(), bar)
+        assert m["guide"] == "A+T" and m["n"] == 4
+        assert (m["span_event"], m["silent_spans"]) == ((0.0, 100.0) if blank else (100.0, 0.0))
+        assert (m["span_log_mel_l1"] == pytest.approx(m["silent_span_log_mel_l1"])) == blank
+        assert [c["text"] for c in pipe.calls] == [c[3] for c in cases] and all(c["video"] is None for c in pipe.calls)
+
+
+def test_suite_inpaint_guides_give_the_model_caption_and_video(monkeypatch):
+    """--inpaint-guide: each guide is a row; A gets the audio alone, A+T the clip's caption, A+V its video file."""
+    import audiox.bench.suite as suite
+    from audiox.core import AudioXModel, get_config
+    from audiox.infer import AudioXPipeline
+
+    seen = []
+    gen = suite._gen
+    monkeypatch.setattr(suite, "_gen", lambda pipe, s, seed, **kw: seen.append(kw) or gen(pipe, s, seed, **kw))
+    torch.manual_seed(0)
+    pipe = AudioXPipeline(AudioXModel(get_config("debug", ["autoencoder.sample_rate=16000"])))
+    res = run_suite({"m": pipe}, [parse_suite_setting("one=m@turbo:1")], n_t2a=0, n_v2a=0, n_t2m=0, n_inpaint=2,
+                    n_complete=0, runs=1, warmup=0, references=False, progress=False,
+                    inpaint_guides=("A", "A+T", "A+V"))
+    r = res["results"]["one"]
+    assert r["inpaint"]["guide"] == "A" and list(r["inpaint_guided"]) == ["A+T", "A+V"]
+    assert all(0 <= g["span_event"] <= 100 and g["n"] == 2 for g in (r["inpaint"], *r["inpaint_guided"].values()))
+    inp = [kw for kw in seen if kw.get("task") == "inpaint"]
+    assert len(inp) == 6
+    plain, text, video = inp[:2], inp[2:4], inp[4:]
+    assert all(kw["text"] is None and kw["video"] is None for kw in plain)
+    assert all(isinstance(kw["text"], str) and kw["text"] and kw["video"] is None for kw in text)
+    assert all(kw["text"] is None and kw["video"].endswith(".mp4") for kw in video)
+    assert [kw["inpaint_spans"] for kw in plain] == [kw["inpaint_spans"] for kw in video]  # the same spans
+    page = suite_markdown(res, {"m": "debug"}, 1.0, argv=["audiox-bench", "suite"])
+    assert "| one | A |" in page and "| one | A+T |" in page and "| one | A+V |" in page
+    for bad in (("A", "A"), ("T",), ()):
+        with pytest.raises(ValueError, match="inpaint guides"):
+            run_suite({"m": pipe}, [parse_suite_setting("one=m@turbo:1")], n_t2a=0, n_v2a=0, n_t2m=0, n_inpaint=1,
+                      n_complete=0, progress=False, inpaint_guides=bad)
+
+
 def test_results_page_pins_the_commit_and_each_models_weights(tmp_path):
     import hashlib
 
@@ -162,6 +244,10 @@ def test_suite_cli_writes_results_tables_plots_and_page(tmp_path):
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert set(res["results"]) == {"t-2", "t-1"} and res["counts"]["t2a"] == 2 and "judgments" not in res
+    assert res["inpaint_guides"] == ["A"]
+    again = ["suite", "--model", "t=debug", "--setting", "t-1=t@turbo:1", "--out", str(tmp_path / "x"),
+             "--inpaint-guide", "A+T", "--inpaint-guide", "A+T"]
+    assert main(again) == 2 and not (tmp_path / "x").exists()
     judgments = json.loads((out / "judgments.json").read_text())
     assert set(judgments) == {"t-2", "t-1", "ground truth", "autoencoder round trip"}
     assert all(len(v) == 2 and {"prompt", "prediction", "events"} <= set(v[0]) for v in judgments.values())

@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None)
     for task, n in (("t2a", 40), ("v2a", 16), ("t2m", 16), ("inpaint", 8), ("complete", 8)):
         p.add_argument(f"--n-{task}", type=int, default=n, help=f"held-out {task} clips (default {n}; 0 skips)")
+    p.add_argument("--inpaint-guide", action="append", default=None, choices=("A", "A+T", "A+V", "A+T+V"),
+                   help="judge inpainting with the audio alone (A, the default), plus the clip's caption (A+T), its "
+                        "video (A+V) or both, as the paper's Table A.6; repeatable, one row each")
     p.add_argument("--seed", type=int, default=1234, help="held-out prompt seed and generation seed")
     p.add_argument("--runs", type=int, default=3, help="timed runs per setting")
     p.add_argument("--warmup", type=int, default=1, help="warm-up runs per setting")
@@ -344,6 +347,8 @@ def cmd_suite(args) -> None:
             raise CLIError(f"--n-{task} must be >= 0")
     if args.runs < 1 or args.warmup < 0:
         raise CLIError("--runs must be >= 1 and --warmup >= 0")
+    if args.inpaint_guide and len(set(args.inpaint_guide)) != len(args.inpaint_guide):
+        raise CLIError(f"--inpaint-guide: each guide once (got {', '.join(args.inpaint_guide)})")
     pipes, where, folders = {}, {}, {}
     for spec in args.model:
         name, sep, path = spec.partition("=")
@@ -371,7 +376,8 @@ def cmd_suite(args) -> None:
     prov = provenance(folders)  # before the run: the commit and weights that were measured
     res = run_suite(pipes, settings, n_t2a=args.n_t2a, n_v2a=args.n_v2a, n_t2m=args.n_t2m, n_inpaint=args.n_inpaint,
                     n_complete=args.n_complete, seed=args.seed, runs=args.runs, warmup=args.warmup,
-                    progress=not args.no_progress, paired_ref=paired_ref)
+                    progress=not args.no_progress, paired_ref=paired_ref,
+                    inpaint_guides=tuple(args.inpaint_guide or ("A",)))
     res["counts"] = {t: getattr(args, f"n_{t}") for t in ("t2a", "v2a", "t2m", "inpaint", "complete")}
     res["provenance"] = prov
     table = suite_tables(res)

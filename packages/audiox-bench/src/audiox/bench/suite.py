@@ -18,7 +18,10 @@ held-out prompts, on the same machine, in the same process:
   truth's power there, so a silent span is not favoured; lower is better; the distances of a silent span are
   printed as a reference), the share of spans the model left silent (:func:`span_level_db` under
   ``SILENT_SPAN_DB``: both L1s score such a span exactly as an empty one, so this count tells "filled it with
-  nothing" from "filled it badly"), and the V2A judge's event presence on the whole repaired clip.
+  nothing" from "filled it badly"), the share of spans where the offline judge's detector hears the masked event's
+  category again (onset inside the span, 0.1 s slack before it), and the V2A judge's event presence on the whole
+  repaired clip. ``inpaint_guides`` adds guided rows as in the paper's Table A.6: ``A`` (audio alone, the default),
+  ``A+T`` (plus the clip's caption), ``A+V`` (plus its video), ``A+T+V``; every guide fills the same spans.
 - **Music completion**: the 5 s that precede a held-out music clip as the prompt; the continuation is judged for
   keeping the tempo and the instrument of the ground truth (T2M judge), plus its log-mel L1 to the ground truth.
 - **Efficiency**: NFE (counted), end-to-end latency (mean +- std over ``runs`` after ``warmup``, batch 1, one clip of
@@ -51,7 +54,7 @@ from audiox.bench.judges.offline import OfflineJudge
 from audiox.bench.judges.rules import aggregate, category_recall, prompt_following
 from audiox.core.io import file_sha256
 
-__all__ = ["SILENT_SPAN_DB", "SuiteSetting", "parse_suite_setting", "log_mel_l1", "inpaint_span", "run_suite",
+__all__ = ["INPAINT_GUIDES", "SILENT_SPAN_DB", "SuiteSetting", "parse_suite_setting", "log_mel_l1", "inpaint_span", "run_suite",
            "span_level_db", "suite_markdown", "suite_plots"]
 
 #: A regenerated span this far (dB) or more under the true span's level counts as left silent.
@@ -117,6 +120,10 @@ def span_level_db(gen: np.ndarray, ref: np.ndarray) -> float:
     return 20 * math.log10(g / r) if g > 0 else -math.inf
 
 
+#: inpainting guides (paper Table A.6): audio alone, plus the caption, plus the video, plus both
+INPAINT_GUIDES = ("A", "A+T", "A+V", "A+T+V")
+
+
 def inpaint_span(record: dict, duration: float) -> tuple[float, float]:
     """The span the suite masks and asks to regenerate: the record's first event +- 0.25 s, inside the clip."""
     ev = min(record["spec"]["events"], key=lambda e: e["onset"])
@@ -163,18 +170,52 @@ def _t2m_summary(music: list[dict]) -> dict:
             "mode_acc": _pct(m.get("mode_acc") for m in music), "n": len(music)}
 
 
+def _inpaint(pipe, s: SuiteSetting, seed: int, cases: list, guide: str, sr: int, v2a_judge: V2AJudge,
+             offline: OfflineJudge, bar) -> dict:
+    """Inpainting under one guide: every case's span regenerated and measured (see the module docstring)."""
+    l1, l1_silent, wl1, wl1_silent, present, silent, again = [], [], [], [], [], [], []
+    for i, (r, wav, (a, b), caption, video) in enumerate(cases):
+        prompt = torch.from_numpy(wav)[None]
+        text = caption if "T" in guide else None
+        vid = str(video) if "V" in guide else None
+        gen = _gen(pipe, s, seed + i, text=text, video=vid, audio=prompt, inpaint_spans=[(a, b)], task="inpaint")
+        lo, hi = int(a * sr), int(b * sr)
+        l1.append(log_mel_l1(gen[lo:hi], wav[lo:hi], sr))
+        l1_silent.append(log_mel_l1(np.zeros(hi - lo, np.float32), wav[lo:hi], sr))
+        wl1.append(log_mel_l1(gen[lo:hi], wav[lo:hi], sr, weighted=True))
+        wl1_silent.append(log_mel_l1(np.zeros(hi - lo, np.float32), wav[lo:hi], sr, weighted=True))
+        present.append(v2a_judge.judge(r, gen, sr)["present"])
+        silent.append(span_level_db(gen[lo:hi], wav[lo:hi]) < SILENT_SPAN_DB)
+        masked = min(r["spec"]["events"], key=lambda e: e["onset"])
+        again.append(any(d.name == masked["name"] and a - 0.1 <= d.onset <= b
+                         for d in offline.detector.detect(gen, sr)))
+        bar.update(1)
+    return {"guide": guide, "span_log_mel_l1": _mean(l1), "silent_span_log_mel_l1": _mean(l1_silent),
+            "span_weighted_l1": _mean(wl1), "silent_span_weighted_l1": _mean(wl1_silent),
+            "event_presence": 100 * _mean(present), "silent_spans": 100 * _mean(silent),
+            "span_event": 100 * _mean(again), "n": len(l1)}
+
+
 def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v2a: int = 16, n_t2m: int = 16,
               n_inpaint: int = 8, n_complete: int = 8, seed: int = 1234, runs: int = 3, warmup: int = 1,
-              references: bool = True, progress: bool = True, paired_ref: str | None = None) -> dict:
+              references: bool = True, progress: bool = True, paired_ref: str | None = None,
+              inpaint_guides: tuple[str, ...] = ("A",)) -> dict:
     """Measure every setting on every task (see the module docstring). ``pipes``: model name -> AudioXPipeline.
+
+    ``inpaint_guides``: which of :data:`INPAINT_GUIDES` to judge inpainting under; ``A`` goes to ``res["inpaint"]``,
+    the others to ``res["inpaint_guided"][guide]``.
 
     ``paired_ref``: a setting label; every other setting is then compared with it clip by clip (``out["paired"]``:
     the reference minus the setting per T2A accuracy and V2A measure, 95% CI and exact p; see ``bench.compare``)."""
     from audiox.data.media import encode_mp4
     from audiox.data.synth import SynthConfig, render_audio, render_clip, spec_from_dict
+    from audiox.data.synth.world import annotate_spec
     from audiox.data.synth.prompts import make_t2a_bench, make_t2m_prompts, make_v2a_prompts
     from audiox.infer.latency import bench_latency
 
+    bad = [g for g in inpaint_guides if g not in INPAINT_GUIDES]
+    if bad or not inpaint_guides or len(set(inpaint_guides)) != len(inpaint_guides):
+        raise ValueError(f"inpaint guides {list(inpaint_guides)}: give each of {', '.join(INPAINT_GUIDES)} at most once")
     for s in settings:
         if s.model not in pipes:
             raise ValueError(f"setting {s.label!r} names model {s.model!r}; models: {', '.join(pipes)}")
@@ -190,7 +231,8 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
     inp = make_v2a_prompts(seed + 1, n_inpaint) if n_inpaint else []
     comp = make_t2m_prompts(seed + 1, n_complete) if n_complete else []
     offline, v2a_judge, t2m_judge = OfflineJudge(), V2AJudge(), T2MJudge()
-    out: dict = {"seed": seed, "settings": [s.__dict__ for s in settings], "results": {}, "references": {},
+    out: dict = {"seed": seed, "settings": [s.__dict__ for s in settings], "inpaint_guides": list(inpaint_guides),
+                 "results": {}, "references": {},
                 "judgments": {}, "v2a_judgments": {}}
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,10 +245,16 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
             path = Path(tmp) / f"{r['id']}.mp4"
             path.write_bytes(encode_mp4(clip.frames, cfg.fps))
             videos.append(path)
-        inpaint_cases = []
+        inpaint_cases = []  # (record, true audio, masked span, caption, video file or None)
+        want_video = any("V" in g for g in inpaint_guides)
         for r in inp:
-            wav, _ = render_audio(spec_from_dict(r["spec"]), audio_cfg)
-            inpaint_cases.append((r, wav, inpaint_span(r, cfg.duration)))
+            spec = spec_from_dict(r["spec"])
+            wav, _ = render_audio(spec, audio_cfg)
+            video = None
+            if want_video:
+                video = Path(tmp) / f"inpaint-{r['id']}.mp4"
+                video.write_bytes(encode_mp4(render_clip(spec, cfg).frames, cfg.fps))
+            inpaint_cases.append((r, wav, inpaint_span(r, cfg.duration), annotate_spec(spec)["caption"], video))
         completions = [(r, *render_audio(spec_from_dict(r["spec"]), audio_cfg)) for r in comp]
 
         if references:  # the judges on the truth, and on the truth through the first model's autoencoder
@@ -235,7 +283,8 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
         for s in settings:
             pipe, sr = pipes[s.model], rate
             res: dict = {}
-            bar = tqdm(total=len(t2a) + len(v2a) + len(t2m) + len(inpaint_cases) + len(completions), desc=s.label,
+            bar = tqdm(total=len(t2a) + len(v2a) + len(t2m) + len(inpaint_cases) * len(inpaint_guides)
+                       + len(completions), desc=s.label,
                        unit="clip", disable=not progress)
             judged_t2a = []
             for i, r in enumerate(t2a):
@@ -257,23 +306,12 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
                 bar.update(1)
             if t2m:
                 res["t2m"] = _t2m_summary(music)
-            l1, l1_silent, wl1, wl1_silent, present, silent = [], [], [], [], [], []
-            for i, (r, wav, (a, b)) in enumerate(inpaint_cases):
-                prompt = torch.from_numpy(wav)[None]
-                gen = _gen(pipe, s, seed + i, audio=prompt, inpaint_spans=[(a, b)], task="inpaint")
-                lo, hi = int(a * sr), int(b * sr)
-                l1.append(log_mel_l1(gen[lo:hi], wav[lo:hi], sr))
-                l1_silent.append(log_mel_l1(np.zeros(hi - lo, np.float32), wav[lo:hi], sr))
-                wl1.append(log_mel_l1(gen[lo:hi], wav[lo:hi], sr, weighted=True))
-                wl1_silent.append(log_mel_l1(np.zeros(hi - lo, np.float32), wav[lo:hi], sr, weighted=True))
-                present.append(v2a_judge.judge(r, gen, sr)["present"])
-                silent.append(span_level_db(gen[lo:hi], wav[lo:hi]) < SILENT_SPAN_DB)
-                bar.update(1)
-            if inpaint_cases:
-                res["inpaint"] = {"span_log_mel_l1": _mean(l1), "silent_span_log_mel_l1": _mean(l1_silent),
-                                  "span_weighted_l1": _mean(wl1), "silent_span_weighted_l1": _mean(wl1_silent),
-                                  "event_presence": 100 * _mean(present), "silent_spans": 100 * _mean(silent),
-                                  "n": len(l1)}
+            for guide in inpaint_guides if inpaint_cases else ():
+                summary = _inpaint(pipe, s, seed, inpaint_cases, guide, sr, v2a_judge, offline, bar)
+                if guide == "A":
+                    res["inpaint"] = summary
+                else:
+                    res.setdefault("inpaint_guided", {})[guide] = summary
             kept, c_l1 = [], []
             for i, (r, target, prompt) in enumerate(completions):
                 gen = _gen(pipe, s, seed + i, audio=torch.from_numpy(prompt)[None], task="complete")
@@ -398,17 +436,23 @@ def suite_tables(res: dict) -> str:
         t += [row(k, rows[k]["t2m"]) for k in labels]
         t += [row(f"*{k}*", ref["t2m"]) for k, ref in refs.items() if "t2m" in ref]
         parts.append("### Text-to-music (T2M judge)\n\n" + "\n".join(t))
-    if any("inpaint" in rows[k] or "complete" in rows[k] for k in labels):
-        t = ["| Setting | inpaint: span log-mel L1 (silent span) | inpaint: energy-weighted L1 (silent span) "
-             "| inpaint: spans left silent (%) | inpaint: events found (%) | completion: tempo kept (%) "
-             "| completion: instrument kept (%) | completion: log-mel L1 |", "|---|---|---|---|---|---|---|---|"]
+    if any(key in rows[k] for k in labels for key in ("inpaint", "inpaint_guided", "complete")):
+        t = ["| Setting | guide | inpaint: span log-mel L1 (silent span) | inpaint: energy-weighted L1 (silent span) "
+             "| inpaint: spans left silent (%) | inpaint: masked event heard again (%) | inpaint: events found (%) "
+             "| completion: tempo kept (%) | completion: instrument kept (%) | completion: log-mel L1 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
         for k in labels:
-            i, c = rows[k].get("inpaint", {}), rows[k].get("complete", {})
-            t.append(f"| {k} | {_f(i.get('span_log_mel_l1'), 3)} ({_f(i.get('silent_span_log_mel_l1'), 3)}) | "
-                     f"{_f(i.get('span_weighted_l1'), 3)} ({_f(i.get('silent_span_weighted_l1'), 3)}) | "
-                     f"{_f(i.get('silent_spans'))} | {_f(i.get('event_presence'))} | {_f(c.get('tempo_kept'))} | "
-                     f"{_f(c.get('instrument_kept'))} | "
-                     f"{_f(c.get('log_mel_l1'), 3)} |")
+            guided = [rows[k]["inpaint"]] if "inpaint" in rows[k] else []
+            guided += list(rows[k].get("inpaint_guided", {}).values())
+            c = rows[k].get("complete", {})
+            for j, i in enumerate(guided or [{}]):
+                cc = c if j == 0 else {}  # completion has no guide: on the setting's first row only
+                t.append(f"| {k} | {i.get('guide', 'A') if i else '-'} | {_f(i.get('span_log_mel_l1'), 3)} "
+                         f"({_f(i.get('silent_span_log_mel_l1'), 3)}) | "
+                         f"{_f(i.get('span_weighted_l1'), 3)} ({_f(i.get('silent_span_weighted_l1'), 3)}) | "
+                         f"{_f(i.get('silent_spans'))} | {_f(i.get('span_event'))} | {_f(i.get('event_presence'))} | "
+                         f"{_f(cc.get('tempo_kept'))} | {_f(cc.get('instrument_kept'))} | "
+                         f"{_f(cc.get('log_mel_l1'), 3)} |")
         parts.append("### Audio inpainting and music completion\n\n" + "\n".join(t))
     if res.get("paired"):
         from audiox.bench.compare import METRICS, NAMES
