@@ -147,7 +147,7 @@ class _Replay:
     def __call__(self, **kw):
         import types
 
-        r, wav, (a, b), _, _ = next(c for c in self.cases if np.array_equal(c[1], kw["audio"][0].numpy()))
+        _, wav, (a, b), _, _ = next(c for c in self.cases if np.array_equal(c[1], kw["audio"][0].numpy()))
         self.calls.append(kw)
         out = wav.copy()
         if self.blank:
@@ -176,7 +176,7 @@ def test_inpaint_measures_tell_a_restored_span_from_a_blank_one():
 
 def test_suite_inpaint_guides_give_the_model_caption_and_video(monkeypatch):
     """--inpaint-guide: each guide is a row; A gets the audio alone, A+T the clip's caption, A+V its video file."""
-    import audiox.bench.suite as suite
+    from audiox.bench import suite
     from audiox.core import AudioXModel, get_config
     from audiox.infer import AudioXPipeline
 
