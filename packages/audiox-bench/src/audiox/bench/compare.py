@@ -30,13 +30,13 @@ from pathlib import Path
 
 from scipy.stats import binomtest
 
-from audiox.bench.report import _NAMES
+from audiox.bench.report import ACCURACY_NAMES
 
 __all__ = ["METRICS", "NAMES", "split_spec", "load_judgments", "load_v2a", "pair_rows", "pair_v2a", "compare_pairs",
            "compare_v2a", "compare_table"]
 
-METRICS = tuple(_NAMES)  # cat_acc, cnt_acc, ord_acc, ts_acc
-NAMES = {**_NAMES, "v2a_present": "V2A events found", "v2a_aligned": "V2A events aligned (0.2 s)",
+METRICS = tuple(ACCURACY_NAMES)  # cat_acc, cnt_acc, ord_acc, ts_acc
+NAMES = {**ACCURACY_NAMES, "v2a_present": "V2A events found", "v2a_aligned": "V2A events aligned (0.2 s)",
          "v2a_false_alarms": "V2A false alarms per clip (lower is better)"}
 _REFERENCES = ("ground truth", "autoencoder round trip")
 

@@ -6,9 +6,10 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["accuracy_table", "plot_accuracy_bars", "plot_quality_vs_nfe"]
+__all__ = ["ACCURACY_NAMES", "accuracy_table", "plot_accuracy_bars", "plot_quality_vs_nfe"]
 
-_NAMES = {"cat_acc": "Cat-acc", "cnt_acc": "Cnt-acc", "ord_acc": "Ord-acc", "ts_acc": "TS-acc"}
+#: the four T2A-bench accuracies, key -> the name tables print
+ACCURACY_NAMES = {"cat_acc": "Cat-acc", "cnt_acc": "Cnt-acc", "ord_acc": "Ord-acc", "ts_acc": "TS-acc"}
 
 
 def _fmt(v) -> str:
@@ -17,11 +18,11 @@ def _fmt(v) -> str:
 
 def accuracy_table(results: list[dict]) -> str:
     """One row per run (``{"label", "nfe", "accuracy": aggregate(...)}``), T2A-bench columns in percent."""
-    head = "| Method | NFE | " + " | ".join(f"{n} ↑" for n in _NAMES.values()) + " |"
-    lines = [head, "|---|---|" + "---|" * len(_NAMES)]
+    head = "| Method | NFE | " + " | ".join(f"{n} ↑" for n in ACCURACY_NAMES.values()) + " |"
+    lines = [head, "|---|---|" + "---|" * len(ACCURACY_NAMES)]
     for r in results:
         o = r["accuracy"]["overall"]
-        lines.append(f"| {r['label']} | {r.get('nfe', '-')} | " + " | ".join(_fmt(o[k]) for k in _NAMES) + " |")
+        lines.append(f"| {r['label']} | {r.get('nfe', '-')} | " + " | ".join(_fmt(o[k]) for k in ACCURACY_NAMES) + " |")
     following = [r for r in results if r.get("following")]
     if following:  # Cat-acc's chance level on the same clips (judges.rules.prompt_following)
         lines += ["", "| Method | Cat-acc vs another prompt (chance) | Cat-acc margin over chance | one-sided p (McNemar) "
@@ -60,12 +61,12 @@ def plot_accuracy_bars(results: list[dict], path: str | Path) -> None:
     """Grouped bars: for each metric (on the task type it applies to), one bar per run."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    keys = list(_NAMES)
+    keys = list(ACCURACY_NAMES)
     width = 0.8 / max(1, len(results))
     for i, r in enumerate(results):
         vals = [r["accuracy"]["overall"][k] or 0.0 for k in keys]
         ax.bar([j + i * width for j in range(len(keys))], vals, width, label=str(r["label"]))
-    ax.set_xticks([j + width * (len(results) - 1) / 2 for j in range(len(keys))], [_NAMES[k] for k in keys])
+    ax.set_xticks([j + width * (len(results) - 1) / 2 for j in range(len(keys))], [ACCURACY_NAMES[k] for k in keys])
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8)
