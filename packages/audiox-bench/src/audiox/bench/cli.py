@@ -347,8 +347,6 @@ def cmd_suite(args) -> None:
             raise CLIError(f"--n-{task} must be >= 0")
     if args.runs < 1 or args.warmup < 0:
         raise CLIError("--runs must be >= 1 and --warmup >= 0")
-    if args.inpaint_guide and len(set(args.inpaint_guide)) != len(args.inpaint_guide):
-        raise CLIError(f"--inpaint-guide: each guide once (got {', '.join(args.inpaint_guide)})")
     pipes, where, folders = {}, {}, {}
     for spec in args.model:
         name, sep, path = spec.partition("=")

@@ -54,8 +54,8 @@ from audiox.bench.judges.offline import OfflineJudge
 from audiox.bench.judges.rules import aggregate, category_recall, prompt_following
 from audiox.core.io import file_sha256
 
-__all__ = ["INPAINT_GUIDES", "SILENT_SPAN_DB", "SuiteSetting", "parse_suite_setting", "log_mel_l1", "inpaint_span", "run_suite",
-           "span_level_db", "suite_markdown", "suite_plots"]
+__all__ = ["INPAINT_GUIDES", "SILENT_SPAN_DB", "SuiteSetting", "parse_suite_setting", "log_mel_l1", "inpaint_span",
+           "run_suite", "span_level_db", "suite_markdown", "suite_plots"]
 
 #: A regenerated span this far (dB) or more under the true span's level counts as left silent.
 SILENT_SPAN_DB = -40.0
@@ -124,9 +124,14 @@ def span_level_db(gen: np.ndarray, ref: np.ndarray) -> float:
 INPAINT_GUIDES = ("A", "A+T", "A+V", "A+T+V")
 
 
+def _masked_event(record: dict) -> dict:
+    """The event whose span the suite masks: the record's first."""
+    return min(record["spec"]["events"], key=lambda e: e["onset"])
+
+
 def inpaint_span(record: dict, duration: float) -> tuple[float, float]:
     """The span the suite masks and asks to regenerate: the record's first event +- 0.25 s, inside the clip."""
-    ev = min(record["spec"]["events"], key=lambda e: e["onset"])
+    ev = _masked_event(record)
     return max(0.0, ev["onset"] - 0.25), min(duration, ev["offset"] + 0.25)
 
 
@@ -186,7 +191,7 @@ def _inpaint(pipe, s: SuiteSetting, seed: int, cases: list, guide: str, sr: int,
         wl1_silent.append(log_mel_l1(np.zeros(hi - lo, np.float32), wav[lo:hi], sr, weighted=True))
         present.append(v2a_judge.judge(r, gen, sr)["present"])
         silent.append(span_level_db(gen[lo:hi], wav[lo:hi]) < SILENT_SPAN_DB)
-        masked = min(r["spec"]["events"], key=lambda e: e["onset"])
+        masked = _masked_event(r)
         again.append(any(d.name == masked["name"] and a - 0.1 <= d.onset <= b
                          for d in offline.detector.detect(gen, sr)))
         bar.update(1)
@@ -209,13 +214,14 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
     the reference minus the setting per T2A accuracy and V2A measure, 95% CI and exact p; see ``bench.compare``)."""
     from audiox.data.media import encode_mp4
     from audiox.data.synth import SynthConfig, render_audio, render_clip, spec_from_dict
-    from audiox.data.synth.world import annotate_spec
     from audiox.data.synth.prompts import make_t2a_bench, make_t2m_prompts, make_v2a_prompts
+    from audiox.data.synth.world import annotate_spec
     from audiox.infer.latency import bench_latency
 
     bad = [g for g in inpaint_guides if g not in INPAINT_GUIDES]
     if bad or not inpaint_guides or len(set(inpaint_guides)) != len(inpaint_guides):
-        raise ValueError(f"inpaint guides {list(inpaint_guides)}: give each of {', '.join(INPAINT_GUIDES)} at most once")
+        raise ValueError(f"inpaint guides {list(inpaint_guides)}: give each of {', '.join(INPAINT_GUIDES)} "
+                         "at most once")
     for s in settings:
         if s.model not in pipes:
             raise ValueError(f"setting {s.label!r} names model {s.model!r}; models: {', '.join(pipes)}")
@@ -232,8 +238,7 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
     comp = make_t2m_prompts(seed + 1, n_complete) if n_complete else []
     offline, v2a_judge, t2m_judge = OfflineJudge(), V2AJudge(), T2MJudge()
     out: dict = {"seed": seed, "settings": [s.__dict__ for s in settings], "inpaint_guides": list(inpaint_guides),
-                 "results": {}, "references": {},
-                "judgments": {}, "v2a_judgments": {}}
+                 "results": {}, "references": {}, "judgments": {}, "v2a_judgments": {}}
 
     with tempfile.TemporaryDirectory() as tmp:
         # ground truth once, shared by all settings
@@ -283,9 +288,8 @@ def run_suite(pipes: dict, settings: list[SuiteSetting], *, n_t2a: int = 40, n_v
         for s in settings:
             pipe, sr = pipes[s.model], rate
             res: dict = {}
-            bar = tqdm(total=len(t2a) + len(v2a) + len(t2m) + len(inpaint_cases) * len(inpaint_guides)
-                       + len(completions), desc=s.label,
-                       unit="clip", disable=not progress)
+            n_clips = len(t2a) + len(v2a) + len(t2m) + len(inpaint_cases) * len(inpaint_guides) + len(completions)
+            bar = tqdm(total=n_clips, desc=s.label, unit="clip", disable=not progress)
             judged_t2a = []
             for i, r in enumerate(t2a):
                 judged_t2a.append(offline.judge(r, _gen(pipe, s, seed + i, text=r["prompt"], task="t2a"), sr))
