@@ -162,6 +162,51 @@ def test_regression_pulls_the_students_first_step_to_the_teacher(tmp_path):
     assert ends[2.0] < 0.4 * start and ends[2.0] < 0.4 * ends[0.0], (start, ends)
 
 
+class NoData:
+    """A data source that must not be read: ``dmd.weight=0`` without the GAN trains on the stored pairs only."""
+
+    def next_batch(self):
+        raise AssertionError("the regression-only student read a data batch")
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        assert state == {}
+
+
+def test_regression_alone_skips_the_dm_term_the_fake_model_and_the_data(tmp_path):
+    """``dmd.weight=0 gan.enabled=false``: plain knowledge distillation on the teacher's pairs. No data batch, no
+    fake-model update, no teacher call; the student's loss is the weighted regression term, and it moves the
+    student's first step to the teacher's samples as the DM + regression student does."""
+    teacher = train_toy_teacher(MIX, steps=300, batch=256, width=16, depth=2)
+    make_pairs(teacher, ToySource(MIX, 8, seed=1), lambda b: b, tmp_path / "p", 4, steps=6, guidance=2.0)
+    src = PairSource(tmp_path / "p")
+    batches = [src.next_batch() for _ in range(4)]
+
+    def err(student):
+        with torch.no_grad():
+            return sum(float((z1 - student(z1, torch.ones(8), student.fuse(c)) - y).pow(2).mean())
+                       for c, z1, y in batches) / 4
+
+    cfg = get_distill_config("debug", [
+        "device=cpu", f"checkpoint.dir={tmp_path / 'run'}", "gan.enabled=false", "data.batch_size=8", "dmd.weight=0",
+        f"regression.pairs={tmp_path / 'p'}", "regression.weight=2", "max_steps=40", "optim.lr=1e-3",
+        "checkpoint.every=1000"])
+    tr = DistillTrainer(cfg, teacher, NoData(), prepare=lambda b: b)
+    fake0 = [p.detach().clone() for p in tr.fake.parameters()]
+    start = err(teacher)
+    teacher_calls = []
+    tr.teacher.register_forward_hook(lambda m, a, o: teacher_calls.append(1))
+    step = tr.train_step()
+    assert "student/dm" not in step and "fake/loss" not in step and tr.fake_steps == 0
+    assert step["student/loss"] == pytest.approx(2 * step["student/reg"], rel=1e-6)
+    tr.fit()
+    assert not teacher_calls
+    assert all(torch.equal(a, b) for a, b in zip(fake0, tr.fake.parameters()))
+    assert err(tr.student) < 0.4 * start
+
+
 def test_resume_is_exact_with_the_regression_term(tmp_path):
     _make(tmp_path / "p")
     args = (tmp_path / "p", "regression.weight=1", "regression.steps=all", "max_steps=6", "checkpoint.every=3")
@@ -183,6 +228,12 @@ def test_regression_config_is_checked():
         get_distill_config("debug", ["regression.steps=some"])
     with pytest.raises(ValueError, match="regression.weight"):
         get_distill_config("debug", ["regression.weight=-1", "regression.pairs=x"])
+    with pytest.raises(ValueError, match="dmd.weight must be >= 0"):
+        get_distill_config("debug", ["dmd.weight=-1"])
+    with pytest.raises(ValueError, match="nothing to train"):
+        get_distill_config("debug", ["dmd.weight=0", "gan.enabled=false"])
+    assert get_distill_config("debug", ["dmd.weight=0", "gan.enabled=false", "regression.weight=1",
+                                        "regression.pairs=x"]).dmd.weight == 0.0
 
 
 def test_pairs_cli_on_the_real_model_then_distill_with_them(tmp_path, capsys):

@@ -44,6 +44,10 @@ class DMDConfig:
     student_updates: int = 5  # update ratio: student_updates student steps per fake_updates fake steps
     fake_updates: int = 1  # paper: 5:1; DMD2: 1:5
     norm_eps: float = 1e-6  # floor of DMD2's per-sample normaliser mean|z0_hat - x0_real|
+    # lambda_dm, the DM term's weight in Eq. 15 (1 = the paper). 0 = an ablation: no fake model updates and no DM
+    # term; with the GAN off too, the student learns from the regression term's teacher pairs alone (plain
+    # knowledge distillation, Luhman & Luhman 2021), about 6x cheaper per update at dmd.fake_updates=5
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"dmd.steps must be >= 1, got {self.steps}")
@@ -57,6 +61,7 @@ class DMDConfig:
             _check(all(p >= 0 for p in self.step_probs) and sum(self.step_probs) > 0, "dmd.step_probs must be >= 0, not all 0")
         _check(0.0 <= self.tau_min < self.tau_max <= 1.0, f"need 0 <= dmd.tau_min < dmd.tau_max <= 1")
         _check(self.student_updates >= 1 and self.fake_updates >= 1, "dmd.student_updates and dmd.fake_updates must be >= 1")
+        _check(self.weight >= 0.0, f"dmd.weight must be >= 0, got {self.weight}")
 
 
 @dataclass
@@ -125,6 +130,8 @@ class DistillConfig:
     def __post_init__(self) -> None:
         _check(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
         _check(self.optim.grad_accum == 1, "distillation does one backward per update: optim.grad_accum must be 1")
+        _check(self.dmd.weight > 0 or (self.gan.enabled and self.gan.weight > 0) or self.regression.weight > 0,
+               "nothing to train the student: dmd.weight, gan.weight (with gan.enabled) and regression.weight are all 0")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

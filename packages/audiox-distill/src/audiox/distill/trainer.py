@@ -196,11 +196,13 @@ class DistillTrainer:
             sample = student_sample(self.student, self.student.fuse(feats), self._noise(z0_real), self.grid, k,
                                     self.gen, grad=False)
         x = sample.z0_hat.detach()
-        tau = _uniform(b, self.cfg.dmd.tau_min, self.cfg.dmd.tau_max, self.gen, self.device)
-        loss_fake = fake_flow_loss(self.fake, x, self.fake.fuse(feats), tau, self._noise(x))
-        self.fake_engine.backward(loss_fake)
-        self.fake_engine.step()
-        logs = {"fake/loss": float(loss_fake.detach())}
+        logs: dict[str, float] = {}
+        if self.cfg.dmd.weight > 0:  # the fake model serves the DM term only
+            tau = _uniform(b, self.cfg.dmd.tau_min, self.cfg.dmd.tau_max, self.gen, self.device)
+            loss_fake = fake_flow_loss(self.fake, x, self.fake.fuse(feats), tau, self._noise(x))
+            self.fake_engine.backward(loss_fake)
+            self.fake_engine.step()
+            logs["fake/loss"] = float(loss_fake.detach())
         if self.disc is not None:
             t_d = _uniform(b, 0.0, self.cfg.gan.t_max, self.gen, self.device)
             z_td = flow.interpolate(z0_real, self._noise(z0_real), t_d)
@@ -224,21 +226,29 @@ class DistillTrainer:
         b = z0_real.shape[0]
         sample = student_sample(self.student, self.student.fuse(feats), self._noise(z0_real), self.grid, k, self.gen)
         z0_hat = sample.z0_hat
-        tau = _uniform(b, cfg.dmd.tau_min, cfg.dmd.tau_max, self.gen, self.device)
-        z_tau = flow.interpolate(z0_hat.detach(), self._noise(z0_hat), tau)  # Eq. 6
-        with torch.no_grad():
-            tcond, tucond = self.teacher.fuse(feats), self.teacher.fuse(feats, null_drop(b, self.device))
-            v_real = cfg_velocity(self.teacher, z_tau, tau, tcond, tucond, cfg.dmd.guidance_scale)
-            v_fake = self.fake(z_tau, tau, self.fake.fuse(feats))
-        loss_dm, _ = dmd_loss(z0_hat, z_tau, tau, v_real, v_fake, cfg.dmd.norm_eps)
-        loss = loss_dm
         # the student's clean estimate against the data's scale (the bundled student's T2A latents are 2.6x the
         # data's, docs/results.md): each sample's rms against the rms of the true latents of its own condition,
         # geometric mean over the batch, so that loud music clips do not hide sparse sound effects growing louder
-        logs = {"student/dm": float(loss_dm.detach()), "student/k": float(k),
-                "student/scale_ratio": scale_ratio(z0_hat.detach(), z0_real)}
+        logs = {"student/k": float(k), "student/scale_ratio": scale_ratio(z0_hat.detach(), z0_real)}
+        loss = z0_hat.new_zeros(())
+        tcond = None
+        if cfg.dmd.weight > 0:
+            tau = _uniform(b, cfg.dmd.tau_min, cfg.dmd.tau_max, self.gen, self.device)
+            z_tau = flow.interpolate(z0_hat.detach(), self._noise(z0_hat), tau)  # Eq. 6
+            with torch.no_grad():
+                tcond, tucond = self.teacher.fuse(feats), self.teacher.fuse(feats, null_drop(b, self.device))
+                v_real = cfg_velocity(self.teacher, z_tau, tau, tcond, tucond, cfg.dmd.guidance_scale)
+                v_fake = self.fake(z_tau, tau, self.fake.fuse(feats))
+            loss_dm, _ = dmd_loss(z0_hat, z_tau, tau, v_real, v_fake, cfg.dmd.norm_eps)
+            loss = loss + cfg.dmd.weight * loss_dm
+            logs["student/dm"] = float(loss_dm.detach())
+        else:
+            loss_dm = None
         if self.disc is not None and cfg.gan.weight > 0:
             t_d = _uniform(b, 0.0, cfg.gan.t_max, self.gen, self.device)
+            if tcond is None:
+                with torch.no_grad():
+                    tcond = self.teacher.fuse(feats)
             zd = match_rms(z0_hat, z0_real) if cfg.gan.match_rms else z0_hat
             zhat_td = flow.interpolate(zd, self._noise(zd), t_d)
             # Eq. 14 updates the generator only: the head is a constant here (no gradient reaches its weights,
@@ -253,7 +263,8 @@ class DistillTrainer:
                     p.requires_grad_(True)
             loss = loss + cfg.gan.weight * loss_adv
             logs["student/adv"] = float(loss_adv.detach())
-            if diagnostics and z0_hat.requires_grad:  # Eq. 15's balance where the two terms meet: the student's clean estimate
+            # Eq. 15's balance where the two terms meet: the student's clean estimate
+            if diagnostics and z0_hat.requires_grad and loss_dm is not None:
                 logs["student/adv_dm_grad"] = grad_balance(cfg.gan.weight * loss_adv, loss_dm, z0_hat)
         logs["student/loss"] = float(loss.detach())
         return loss, logs
@@ -281,14 +292,17 @@ class DistillTrainer:
     def train_step(self) -> dict[str, float]:
         """Fake/discriminator updates due before student update ``step``, then that student update."""
         d = self.cfg.dmd
-        feats, z0_real = self.prepare(self.source.next_batch())
-        n_fake = (self.step + 1) * d.fake_updates // d.student_updates - self.step * d.fake_updates // d.student_updates
         logs: dict[str, float] = {}
-        for _ in range(n_fake):
-            logs.update(self.fake_update(feats, z0_real))
-        logged = (self.step + 1) % self.cfg.log.every == 0  # fit() logs this update
-        loss, slogs = self.student_loss(feats, z0_real, self.draw_k(), diagnostics=logged)
-        logs.update(slogs)
+        if d.weight > 0 or (self.disc is not None and self.cfg.gan.weight > 0):
+            feats, z0_real = self.prepare(self.source.next_batch())
+            n_fake = (self.step + 1) * d.fake_updates // d.student_updates - self.step * d.fake_updates // d.student_updates
+            for _ in range(n_fake):
+                logs.update(self.fake_update(feats, z0_real))
+            logged = (self.step + 1) % self.cfg.log.every == 0  # fit() logs this update
+            loss, slogs = self.student_loss(feats, z0_real, self.draw_k(), diagnostics=logged)
+            logs.update(slogs)
+        else:  # dmd.weight=0 without the GAN: the regression term alone, no data batch and no fake model
+            loss = torch.zeros((), device=self.device)
         if self.pairs is not None:
             loss_reg, rlogs = self.regression_loss()
             loss = loss + self.cfg.regression.weight * loss_reg
