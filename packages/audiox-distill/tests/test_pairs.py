@@ -95,6 +95,22 @@ def test_pair_source_cycles_and_its_position_restores(tmp_path):
         PairSource(tmp_path / "nothing")
 
 
+def test_pair_source_chains_folders_of_one_teacher_and_refuses_another_teachers(tmp_path):
+    _make(tmp_path / "a", batches=2, info={"teacher_sha256": "t1"})
+    _make(tmp_path / "b", batches=1, seed=4, info={"teacher_sha256": "t1"})
+    one = {k: PairSource(tmp_path / k) for k in "ab"}
+    expect = [one["a"].next_batch()[1], one["a"].next_batch()[1], one["b"].next_batch()[1]]
+    both = PairSource(f"{tmp_path / 'a'},{tmp_path / 'b'}")
+    assert len(both) == 3 and PairSource([tmp_path / "a", tmp_path / "b"]).paths == both.paths
+    for z1 in expect + expect[:1]:  # a's two shards, b's one, then around again
+        torch.testing.assert_close(both.next_batch()[1], z1)
+    _make(tmp_path / "c", batches=1, info={"teacher_sha256": "t2"})
+    with pytest.raises(ValueError, match="different teacher weights"):
+        PairSource(f"{tmp_path / 'a'},{tmp_path / 'c'}")
+    with pytest.raises(FileNotFoundError, match="not a pair folder"):
+        PairSource(f"{tmp_path / 'a'},{tmp_path / 'nothing'}")
+
+
 def _trainer(tmp_path, pairs, *overrides):
     torch.manual_seed(0)
     cfg = get_distill_config("debug", ["device=cpu", f"checkpoint.dir={tmp_path}", "gan.enabled=false",

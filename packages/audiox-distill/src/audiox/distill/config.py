@@ -97,7 +97,7 @@ class RegressionConfig:
     DM term keeps matching the distribution. Off (weight 0) = the paper; see docs/distillation.md."""
 
     weight: float = 0.0  # lambda_reg in L = L_DM + lambda_adv L_adv + lambda_reg L_reg
-    pairs: str = ""  # a pair folder (pairs.json + pairs-NNNNNN.safetensors)
+    pairs: str = ""  # a pair folder (pairs.json + pairs-NNNNNN.safetensors), or several of one teacher: "a,b"
     # which student steps it trains: "first" = DMD's, the step from pure noise z1 at t=1 only; "all" = also each
     # later step k, from the teacher's sample re-noised to t_k (the state the student meets if its earlier steps
     # matched the teacher), k drawn with dmd.step_probs

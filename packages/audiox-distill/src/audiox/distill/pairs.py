@@ -114,6 +114,20 @@ def make_pairs(teacher: VelocityModel, source: Any, prepare: Callable[[Any], tup
     return paths
 
 
+def _read_complete_meta(folder: Path) -> dict[str, Any]:
+    """A finished pair folder's ``pairs.json``, with every shard it lists present; else a one-line error."""
+    if not (folder / PAIRS_META).is_file():
+        raise FileNotFoundError(f"{folder} is not a pair folder (no {PAIRS_META}; make one with `audiox-distill pairs`)")
+    meta = json.loads((folder / PAIRS_META).read_text())
+    if not meta.get("complete", False):
+        raise ValueError(f"{folder} is an unfinished pair folder: rerun `audiox-distill pairs` with the same "
+                         "settings (it resumes), or with a smaller --batches to keep what is there")
+    missing = [p.name for p in (_shard(folder, i) for i in range(int(meta.get("shards", 0)))) if not p.is_file()]
+    if missing or not int(meta.get("shards", 0)):
+        raise FileNotFoundError(f"{folder} lacks {missing[0] if missing else 'any shard'}: rerun `audiox-distill pairs`")
+    return meta
+
+
 def _write_meta(path: Path, meta: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -121,22 +135,27 @@ def _write_meta(path: Path, meta: dict[str, Any]) -> None:
 
 
 class PairSource:
-    """Cycles over a pair folder's shards in order: ``next_batch() -> (feats, z1, y)`` on ``device``; its position is
-    part of the distiller's checkpoint (``state_dict``)."""
+    """Cycles over the shards of one pair folder, or of several in the order given (``"a,b"`` or a list: more pairs
+    from the same teacher, e.g. a second ``audiox-distill pairs`` run with another seed), in order:
+    ``next_batch() -> (feats, z1, y)`` on ``device``; its position is part of the distiller's checkpoint
+    (``state_dict``). Folders made from different teacher weights are refused."""
 
-    def __init__(self, folder: str | Path, device: torch.device | str = "cpu") -> None:
-        self.folder = Path(folder)
-        if not (self.folder / PAIRS_META).is_file():
-            raise FileNotFoundError(f"{self.folder} is not a pair folder (no {PAIRS_META}; make one with "
-                                    "`audiox-distill pairs`)")
-        self.meta = json.loads((self.folder / PAIRS_META).read_text())
-        if not self.meta.get("complete", False):
-            raise ValueError(f"{self.folder} is an unfinished pair folder: rerun `audiox-distill pairs` with the same "
-                             "settings (it resumes), or with a smaller --batches to keep what is there")
-        self.paths = [_shard(self.folder, i) for i in range(int(self.meta["shards"]))]  # what the last run made
-        missing = [p.name for p in self.paths if not p.is_file()]
-        if missing or not self.paths:
-            raise FileNotFoundError(f"{self.folder} lacks {missing[0] if missing else 'any shard'}: rerun `audiox-distill pairs`")
+    def __init__(self, folder: str | Path | list[str | Path], device: torch.device | str = "cpu") -> None:
+        parts = folder if isinstance(folder, (list, tuple)) else [f for f in str(folder).split(",") if f.strip()]
+        self.folders = [Path(str(f).strip()) for f in parts]
+        if not self.folders:
+            raise FileNotFoundError("no pair folder given (regression.pairs)")
+        self.metas: list[dict[str, Any]] = []
+        self.paths: list[Path] = []
+        for f in self.folders:
+            meta = _read_complete_meta(f)
+            self.metas.append(meta)
+            self.paths += [_shard(f, i) for i in range(int(meta["shards"]))]  # what the last run made there
+        digests = {m.get("teacher_sha256") for m in self.metas}
+        if len(digests) > 1:
+            raise ValueError(f"pair folders {', '.join(map(str, self.folders))} come from different teacher weights "
+                             f"({', '.join(sorted(str(d)[:12] for d in digests))}): use one teacher's pairs")
+        self.folder, self.meta = self.folders[0], self.metas[0]
         self.device = torch.device(device)
         self.index = 0
 
