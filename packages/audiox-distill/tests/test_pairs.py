@@ -151,18 +151,26 @@ def test_regression_all_steps_starts_later_steps_from_the_renoised_teacher_sampl
     torch.testing.assert_close(seen[0][0], flow.renoise(y, 0.5, eps))
 
 
-def test_regression_pulls_the_students_first_step_to_the_teacher(tmp_path):
-    """A trained toy teacher's one step from noise is far from its 6-step CFG sample. With the term on, the student's
-    one step from the stored noise moves to that sample; with weight 0 (DM only, same settings) it does not."""
+def _trained_teacher_and_first_step_error(pairs):
+    """A trained toy teacher, 4 batches of its 6-step CFG-2 pairs in ``pairs``, and ``err(student)``: the mean squared
+    distance of the student's one step from the stored noise to the teacher's samples on those batches."""
     teacher = train_toy_teacher(MIX, steps=300, batch=256, width=16, depth=2)
-    make_pairs(teacher, ToySource(MIX, 8, seed=1), lambda b: b, tmp_path / "p", 4, steps=6, guidance=2.0)
-    src = PairSource(tmp_path / "p")
+    make_pairs(teacher, ToySource(MIX, 8, seed=1), lambda b: b, pairs, 4, steps=6, guidance=2.0)
+    src = PairSource(pairs)
     batches = [src.next_batch() for _ in range(4)]
 
     def err(student):
         with torch.no_grad():
             return sum(float((z1 - student(z1, torch.ones(8), student.fuse(c)) - y).pow(2).mean())
                        for c, z1, y in batches) / 4
+
+    return teacher, err
+
+
+def test_regression_pulls_the_students_first_step_to_the_teacher(tmp_path):
+    """A trained toy teacher's one step from noise is far from its 6-step CFG sample. With the term on, the student's
+    one step from the stored noise moves to that sample; with weight 0 (DM only, same settings) it does not."""
+    teacher, err = _trained_teacher_and_first_step_error(tmp_path / "p")
 
     start = err(teacher)
     ends = {}
@@ -195,15 +203,7 @@ def test_regression_alone_skips_the_dm_term_the_fake_model_and_the_data(tmp_path
     """``dmd.weight=0 gan.enabled=false``: plain knowledge distillation on the teacher's pairs. No data batch, no
     fake-model update, no teacher call; the student's loss is the weighted regression term, and it moves the
     student's first step to the teacher's samples as the DM + regression student does."""
-    teacher = train_toy_teacher(MIX, steps=300, batch=256, width=16, depth=2)
-    make_pairs(teacher, ToySource(MIX, 8, seed=1), lambda b: b, tmp_path / "p", 4, steps=6, guidance=2.0)
-    src = PairSource(tmp_path / "p")
-    batches = [src.next_batch() for _ in range(4)]
-
-    def err(student):
-        with torch.no_grad():
-            return sum(float((z1 - student(z1, torch.ones(8), student.fuse(c)) - y).pow(2).mean())
-                       for c, z1, y in batches) / 4
+    teacher, err = _trained_teacher_and_first_step_error(tmp_path / "p")
 
     cfg = get_distill_config("debug", [
         "device=cpu", f"checkpoint.dir={tmp_path / 'run'}", "gan.enabled=false", "data.batch_size=8", "dmd.weight=0",
