@@ -59,7 +59,7 @@ class DMDConfig:
             self.step_probs = tuple(float(x) for x in self.step_probs)
             _check(len(self.step_probs) == self.steps, f"dmd.step_probs needs {self.steps} entries, got {len(self.step_probs)}")
             _check(all(p >= 0 for p in self.step_probs) and sum(self.step_probs) > 0, "dmd.step_probs must be >= 0, not all 0")
-        _check(0.0 <= self.tau_min < self.tau_max <= 1.0, f"need 0 <= dmd.tau_min < dmd.tau_max <= 1")
+        _check(0.0 <= self.tau_min < self.tau_max <= 1.0, f"need 0 <= dmd.tau_min < dmd.tau_max <= 1, got {self.tau_min}, {self.tau_max}")
         _check(self.student_updates >= 1 and self.fake_updates >= 1, "dmd.student_updates and dmd.fake_updates must be >= 1")
         _check(self.weight >= 0.0, f"dmd.weight must be >= 0, got {self.weight}")
 
