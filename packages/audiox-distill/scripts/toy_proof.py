@@ -22,7 +22,6 @@ import time
 
 import torch
 
-from audiox.core import flow
 from audiox.distill.config import get_distill_config
 from audiox.distill.pairs import make_pairs
 from audiox.distill.toy import (
