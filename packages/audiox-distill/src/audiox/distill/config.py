@@ -130,8 +130,14 @@ class DistillConfig:
     def __post_init__(self) -> None:
         _check(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
         _check(self.optim.grad_accum == 1, "distillation does one backward per update: optim.grad_accum must be 1")
-        _check(self.dmd.weight > 0 or (self.gan.enabled and self.gan.weight > 0) or self.regression.weight > 0,
+        _check(self.on_data or self.regression.weight > 0,
                "nothing to train the student: dmd.weight, gan.weight (with gan.enabled) and regression.weight are all 0")
+
+    @property
+    def on_data(self) -> bool:
+        """Whether a student update needs a data batch and the student's own samples: the DM term or the GAN term is
+        on. Without either (``dmd.weight=0``, no GAN) the student learns from the regression pairs alone."""
+        return self.dmd.weight > 0 or (self.gan.enabled and self.gan.weight > 0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -114,18 +114,19 @@ def make_pairs(teacher: VelocityModel, source: Any, prepare: Callable[[Any], tup
     return paths
 
 
-def _read_complete_meta(folder: Path) -> dict[str, Any]:
-    """A finished pair folder's ``pairs.json``, with every shard it lists present; else a one-line error."""
+def _complete_folder(folder: Path) -> tuple[dict[str, Any], list[Path]]:
+    """A finished pair folder's ``pairs.json`` and the shards it lists, every one present; else a one-line error."""
     if not (folder / PAIRS_META).is_file():
         raise FileNotFoundError(f"{folder} is not a pair folder (no {PAIRS_META}; make one with `audiox-distill pairs`)")
     meta = json.loads((folder / PAIRS_META).read_text())
     if not meta.get("complete", False):
         raise ValueError(f"{folder} is an unfinished pair folder: rerun `audiox-distill pairs` with the same "
                          "settings (it resumes), or with a smaller --batches to keep what is there")
-    missing = [p.name for p in (_shard(folder, i) for i in range(int(meta.get("shards", 0)))) if not p.is_file()]
-    if missing or not int(meta.get("shards", 0)):
+    paths = [_shard(folder, i) for i in range(int(meta.get("shards", 0)))]  # what the last run made there
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing or not paths:
         raise FileNotFoundError(f"{folder} lacks {missing[0] if missing else 'any shard'}: rerun `audiox-distill pairs`")
-    return meta
+    return meta, paths
 
 
 def _write_meta(path: Path, meta: dict[str, Any]) -> None:
@@ -148,14 +149,13 @@ class PairSource:
         self.metas: list[dict[str, Any]] = []
         self.paths: list[Path] = []
         for f in self.folders:
-            meta = _read_complete_meta(f)
+            meta, paths = _complete_folder(f)
             self.metas.append(meta)
-            self.paths += [_shard(f, i) for i in range(int(meta["shards"]))]  # what the last run made there
+            self.paths += paths
         digests = {m.get("teacher_sha256") for m in self.metas}
         if len(digests) > 1:
             raise ValueError(f"pair folders {', '.join(map(str, self.folders))} come from different teacher weights "
                              f"({', '.join(sorted(str(d)[:12] for d in digests))}): use one teacher's pairs")
-        self.folder, self.meta = self.folders[0], self.metas[0]
         self.device = torch.device(device)
         self.index = 0
 

@@ -231,7 +231,7 @@ class DistillTrainer:
         # geometric mean over the batch, so that loud music clips do not hide sparse sound effects growing louder
         logs = {"student/k": float(k), "student/scale_ratio": scale_ratio(z0_hat.detach(), z0_real)}
         loss = z0_hat.new_zeros(())
-        tcond = None
+        tcond = loss_dm = None
         if cfg.dmd.weight > 0:
             tau = _uniform(b, cfg.dmd.tau_min, cfg.dmd.tau_max, self.gen, self.device)
             z_tau = flow.interpolate(z0_hat.detach(), self._noise(z0_hat), tau)  # Eq. 6
@@ -242,8 +242,6 @@ class DistillTrainer:
             loss_dm, _ = dmd_loss(z0_hat, z_tau, tau, v_real, v_fake, cfg.dmd.norm_eps)
             loss = loss + cfg.dmd.weight * loss_dm
             logs["student/dm"] = float(loss_dm.detach())
-        else:
-            loss_dm = None
         if self.disc is not None and cfg.gan.weight > 0:
             t_d = _uniform(b, 0.0, cfg.gan.t_max, self.gen, self.device)
             if tcond is None:
@@ -293,7 +291,7 @@ class DistillTrainer:
         """Fake/discriminator updates due before student update ``step``, then that student update."""
         d = self.cfg.dmd
         logs: dict[str, float] = {}
-        if d.weight > 0 or (self.disc is not None and self.cfg.gan.weight > 0):
+        if self.cfg.on_data:
             feats, z0_real = self.prepare(self.source.next_batch())
             n_fake = (self.step + 1) * d.fake_updates // d.student_updates - self.step * d.fake_updates // d.student_updates
             for _ in range(n_fake):
