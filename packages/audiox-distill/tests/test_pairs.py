@@ -111,6 +111,50 @@ def test_pair_source_chains_folders_of_one_teacher_and_refuses_another_teachers(
         PairSource(f"{tmp_path / 'a'},{tmp_path / 'nothing'}")
 
 
+def test_shuffled_pairs_cover_every_stored_pair_once_per_pass_across_folders(tmp_path):
+    _make(tmp_path / "a", batches=2, info={"teacher_sha256": "t1"})
+    _make(tmp_path / "b", batches=1, seed=4, info={"teacher_sha256": "t1"})
+    folders = f"{tmp_path / 'a'},{tmp_path / 'b'}"
+    stored = PairSource(folders)
+    rows = [stored.next_batch() for _ in range(3)]  # the 3 shards in order: 24 pairs
+    pairs = {(float(z[0, 0]), int(lab)): (z, yy) for labels, z1, y in rows for lab, z, yy in zip(labels, z1, y)}
+    assert len(pairs) == 24
+
+    src = PairSource(folders, shuffle=True, batch_size=6, seed=1)
+    assert len(src) == 24
+    passes = []
+    for _ in range(2):  # two passes of 4 batches each
+        seen = []
+        for _ in range(4):
+            labels, z1, y = src.next_batch()
+            assert z1.shape == y.shape == (6, 2, 1) and labels.shape == (6,)
+            for lab, z, yy in zip(labels, z1, y):
+                key = (float(z[0, 0]), int(lab))
+                torch.testing.assert_close(yy, pairs[key][1], rtol=0, atol=0)  # each pair keeps its own y and label
+                seen.append(key)
+        assert sorted(seen) == sorted(pairs)  # every stored pair exactly once per pass
+        passes.append(seen)
+    assert passes[0] != passes[1]  # a fresh order each pass
+    in_order = [k for labels, z1, _ in rows for k in zip(z1[:, 0, 0].tolist(), labels.tolist())]
+    assert passes[0] != in_order and len({k for k in passes[0][:6]} & set(in_order[:8])) < 6  # batches mix shards
+
+    # a batch that straddles two passes, restored from its position, and the ranks of a data-parallel run
+    seq = PairSource(folders, shuffle=True, batch_size=5, seed=2)
+    want = [seq.next_batch()[1] for _ in range(8)]
+    again = PairSource(folders, shuffle=True, batch_size=5, seed=2)
+    again.load_state_dict({"index": 4})  # batch 4 holds pairs 20-24: the first pass's last 4 and the second's first
+    torch.testing.assert_close(again.next_batch()[1], want[4])
+    ranks = [PairSource(folders, shuffle=True, batch_size=5, seed=2, rank=r, world_size=2) for r in (0, 1)]
+    for i in range(4):
+        for r in (0, 1):
+            torch.testing.assert_close(ranks[r].next_batch()[1], want[2 * i + r])
+    assert len(PairSource(folders, shuffle=True).next_batch()[1]) == 8  # batch 0 = one shard's size
+    with pytest.raises(ValueError, match="needs regression.shuffle=true"):
+        PairSource(folders, batch_size=6)
+    with pytest.raises(ValueError, match="rank 2 outside"):
+        PairSource(folders, rank=2, world_size=2)
+
+
 def _trainer(tmp_path, pairs, *overrides):
     torch.manual_seed(0)
     cfg = get_distill_config("debug", ["device=cpu", f"checkpoint.dir={tmp_path}", "gan.enabled=false",
@@ -223,9 +267,10 @@ def test_regression_alone_skips_the_dm_term_the_fake_model_and_the_data(tmp_path
     assert err(tr.student) < 0.4 * start
 
 
-def test_resume_is_exact_with_the_regression_term(tmp_path):
+@pytest.mark.parametrize("draw", [(), ("regression.shuffle=true", "regression.batch_size=5")])
+def test_resume_is_exact_with_the_regression_term(tmp_path, draw):
     _make(tmp_path / "p")
-    args = (tmp_path / "p", "regression.weight=1", "regression.steps=all", "max_steps=6", "checkpoint.every=3")
+    args = (tmp_path / "p", "regression.weight=1", "regression.steps=all", "max_steps=6", "checkpoint.every=3", *draw)
     full = _trainer(tmp_path / "full", *args)
     h_full = full.fit()
     _trainer(tmp_path / "half", *args).fit(max_steps=3)
@@ -246,6 +291,8 @@ def test_regression_config_is_checked():
         get_distill_config("debug", ["regression.weight=-1", "regression.pairs=x"])
     with pytest.raises(ValueError, match="dmd.weight must be >= 0"):
         get_distill_config("debug", ["dmd.weight=-1"])
+    with pytest.raises(ValueError, match="regression.batch_size must be >= 0"):
+        get_distill_config("debug", ["regression.batch_size=-2"])
     with pytest.raises(ValueError, match="nothing to train"):
         get_distill_config("debug", ["dmd.weight=0", "gan.enabled=false"])
     assert get_distill_config("debug", ["dmd.weight=0", "gan.enabled=false", "regression.weight=1",
@@ -265,9 +312,13 @@ def test_pairs_cli_on_the_real_model_then_distill_with_them(tmp_path, capsys):
     model = AudioXModel.from_pretrained(teacher)
     assert type(feats).__name__ == "ModalityFeatures" and feats.text_mask.dtype == torch.bool
     torch.testing.assert_close(y, teacher_ode(model, feats, z1, 3, 6.0), rtol=1e-5, atol=1e-5)
+    # shuffled: a batch of 3 takes rows of both shards; every ModalityFeatures field stays with its own pair
+    mixed, z1s, ys = PairSource(tmp_path / "p", shuffle=True, batch_size=3).next_batch()
+    assert z1s.shape[0] == 3 and mixed.text.shape[0] == 3
+    torch.testing.assert_close(ys, teacher_ode(model, mixed, z1s, 3, 6.0), rtol=1e-5, atol=1e-5)
     rc = main(["--teacher", str(teacher), "--config", "debug", "--synthetic", "device=cpu", "max_steps=1",
                f"checkpoint.dir={tmp_path / 'run'}", "gan.enabled=false", "data.batch_size=2",
-               "regression.weight=1", f"regression.pairs={tmp_path / 'p'}"])
+               "regression.weight=1", f"regression.pairs={tmp_path / 'p'}", "regression.shuffle=true"])
     assert rc == 0
     # bad input: one line on stderr, exit 2, nothing written
     assert main(["pairs", "--teacher", str(tmp_path / "missing"), "--out", str(tmp_path / "q"), "--batches", "1"]) == 2

@@ -102,9 +102,14 @@ class RegressionConfig:
     # later step k, from the teacher's sample re-noised to t_k (the state the student meets if its earlier steps
     # matched the teacher), k drawn with dmd.step_probs
     steps: str = "first"
+    # false: one stored shard per batch, the shards in order (as written); true: each batch drawn from a fresh
+    # permutation of every stored pair per pass (seeded by ``seed``), across shards and folders
+    shuffle: bool = False
+    batch_size: int = 0  # pairs per regression batch; 0 = one shard's (the batch size the pairs were made with)
 
     def __post_init__(self) -> None:
         _check(self.weight >= 0.0, f"regression.weight must be >= 0, got {self.weight}")
+        _check(self.batch_size >= 0, f"regression.batch_size must be >= 0 (0: one shard's), got {self.batch_size}")
         _check(self.weight == 0.0 or bool(self.pairs), "regression.weight > 0 needs regression.pairs (a pair folder)")
         _check(self.steps in ("first", "all"), f"regression.steps must be 'first' or 'all', got {self.steps!r}")
 

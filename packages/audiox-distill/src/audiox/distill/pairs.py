@@ -136,16 +136,30 @@ def _write_meta(path: Path, meta: dict[str, Any]) -> None:
 
 
 class PairSource:
-    """Cycles over the shards of one pair folder, or of several in the order given (``"a,b"`` or a list: more pairs
-    from the same teacher, e.g. a second ``audiox-distill pairs`` run with another seed), in order:
-    ``next_batch() -> (feats, z1, y)`` on ``device``; its position is part of the distiller's checkpoint
-    (``state_dict``). Folders made from different teacher weights are refused."""
+    """Serves the stored pairs of one pair folder, or of several in the order given (``"a,b"`` or a list: more pairs
+    from the same teacher, e.g. a second ``audiox-distill pairs`` run with another seed):
+    ``next_batch() -> (feats, z1, y)`` on ``device``. Folders made from different teacher weights are refused.
 
-    def __init__(self, folder: str | Path | list[str | Path], device: torch.device | str = "cpu") -> None:
+    - ``shuffle=False`` (the default) cycles over the shards in order, one shard per batch, as it was written.
+    - ``shuffle=True`` draws each batch of ``batch_size`` pairs (0: one shard's) from a fresh permutation of every
+      stored pair per pass (``seed``, pass number), so a batch mixes shards and folders and no two passes repeat
+      the same batches.
+
+    With ``world_size`` ranks, rank ``r`` takes batches ``r, r + world_size, ...`` of that one sequence, so the ranks
+    of a data-parallel run regress on different pairs. The position (``state_dict``) is a batch count, part of the
+    distiller's checkpoint: a resumed run draws what the uninterrupted one would have drawn."""
+
+    def __init__(self, folder: str | Path | list[str | Path], device: torch.device | str = "cpu", *,
+                 shuffle: bool = False, batch_size: int = 0, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
         parts = folder if isinstance(folder, (list, tuple)) else [f for f in str(folder).split(",") if f.strip()]
         self.folders = [Path(str(f).strip()) for f in parts]
         if not self.folders:
             raise FileNotFoundError("no pair folder given (regression.pairs)")
+        if batch_size < 0:
+            raise ValueError(f"pair batch size must be >= 0 (0: one shard's), got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside a world of {world_size}")
         self.metas: list[dict[str, Any]] = []
         self.paths: list[Path] = []
         for f in self.folders:
@@ -157,21 +171,83 @@ class PairSource:
             raise ValueError(f"pair folders {', '.join(map(str, self.folders))} come from different teacher weights "
                              f"({', '.join(sorted(str(d)[:12] for d in digests))}): use one teacher's pairs")
         self.device = torch.device(device)
-        self.index = 0
+        self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
+        self.index = 0  # batches this rank has drawn
+        self.rows: list[int] = []  # pairs per shard
+        if shuffle:
+            for path in self.paths:
+                with safe_open(str(path), "pt") as f:
+                    self.rows.append(int(f.get_slice("z1").get_shape()[0]))
+            self.starts = torch.tensor([0, *self.rows]).cumsum(0)  # (shards + 1,) first pair of each shard
+            self.batch_size = batch_size or self.rows[0]
+            self._perm: tuple[int, Tensor] | None = None  # (pass, its permutation), the one in use
+        else:
+            if batch_size:
+                with safe_open(str(self.paths[0]), "pt") as f:
+                    rows = int(f.get_slice("z1").get_shape()[0])
+                if batch_size != rows:
+                    raise ValueError(f"a pair batch of {batch_size} needs regression.shuffle=true: in order, a batch "
+                                     f"is one shard of {rows}")
+            self.batch_size = 0
 
     def __len__(self) -> int:
-        return len(self.paths)
+        """Shards (in order) or pairs (shuffled) in one pass."""
+        return int(self.starts[-1]) if self.shuffle else len(self.paths)
 
     def next_batch(self) -> tuple[Any, Tensor, Tensor]:
-        path = self.paths[self.index % len(self.paths)]
+        b = self.index * self.world_size + self.rank  # this batch's number in the one sequence all ranks share
         self.index += 1
-        with safe_open(str(path), "pt") as f:  # one read: the metadata and every tensor
-            kind = (f.metadata() or {}).get("feats", "tensor")
-            tensors = {k: f.get_tensor(k).to(self.device) for k in f.keys()}
+        if not self.shuffle:
+            kind, tensors = _read(self.paths[b % len(self.paths)])
+        else:
+            kind, tensors = self._gather([self._pair(p) for p in range(b * self.batch_size, (b + 1) * self.batch_size)])
+        tensors = {k: v.to(self.device) for k, v in tensors.items()}
         return _feats_from_tensors(tensors, kind), tensors["z1"], tensors["y"]
+
+    def _pair(self, position: int) -> tuple[int, int]:
+        """(shard, row) of the pair at ``position`` of the shuffled sequence: pass ``position // n``'s permutation."""
+        n = len(self)
+        epoch, at = divmod(position, n)
+        if self._perm is None or self._perm[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = (epoch, torch.randperm(n, generator=g))
+        flat = int(self._perm[1][at])
+        shard = int(torch.searchsorted(self.starts, flat, right=True)) - 1
+        return shard, flat - int(self.starts[shard])
+
+    def _gather(self, picks: list[tuple[int, int]]) -> tuple[str, dict[str, Tensor]]:
+        """The picked rows, in order, as one batch: each shard read once."""
+        wanted: dict[int, list[int]] = {}
+        for shard, row in picks:
+            wanted.setdefault(shard, []).append(row)
+        loaded = {s: _read(self.paths[s], rows) for s, rows in wanted.items()}
+        kinds = {kind for kind, _ in loaded.values()}
+        keys = {tuple(sorted(t)) for _, t in loaded.values()}
+        if len(kinds) > 1 or len(keys) > 1:
+            names = ", ".join(self.paths[s].name for s in loaded)
+            raise ValueError(f"pair shards {names} hold different condition fields; they cannot share a batch "
+                             "(regression.shuffle=false serves them one shard at a time)")
+        taken = {s: 0 for s in loaded}
+        out: dict[str, list[Tensor]] = {}
+        for shard, _ in picks:
+            i, taken[shard] = taken[shard], taken[shard] + 1
+            for k, v in loaded[shard][1].items():
+                out.setdefault(k, []).append(v[i : i + 1])
+        return kinds.pop(), {k: torch.cat(v) for k, v in out.items()}
 
     def state_dict(self) -> dict[str, int]:
         return {"index": self.index}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.index = int(state["index"])
+
+
+def _read(path: Path, rows: list[int] | None = None) -> tuple[str, dict[str, Tensor]]:
+    """One shard's feature kind and tensors (only ``rows``, in that order, when given), in one open."""
+    with safe_open(str(path), "pt") as f:
+        kind = (f.metadata() or {}).get("feats", "tensor")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if rows is not None:
+        index = torch.tensor(rows)
+        tensors = {k: v[index] for k, v in tensors.items()}
+    return kind, tensors

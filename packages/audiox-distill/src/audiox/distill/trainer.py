@@ -168,7 +168,10 @@ class DistillTrainer:
         self.run_dir = Path(run_dir or cfg.checkpoint.dir)
         self.ckpt = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last)
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.student_engine.rank)
-        self.pairs = PairSource(cfg.regression.pairs, self.device) if cfg.regression.weight > 0 else None
+        reg = cfg.regression
+        self.pairs = (PairSource(reg.pairs, self.device, shuffle=reg.shuffle, batch_size=reg.batch_size, seed=cfg.seed,
+                                 rank=self.student_engine.rank, world_size=self.student_engine.world_size)
+                      if reg.weight > 0 else None)
         self.step = 0  # student updates
         self.fake_steps = 0
         self.history: list[dict[str, float]] = []
