@@ -28,7 +28,9 @@
 #   GAN_HEAD           pool (default, the paper: one logit per clip) | frame (one logit per latent frame)
 #   REG_WEIGHT         0 (default, the paper) | W > 0: DMD's regression term; REG_BATCHES (64) batches of the new
 #                      teacher's REG_STEPS-step (25) CFG samples are made first (audiox-distill pairs, outside the
-#                      DISTILL_MIN clock, one folder per teacher's weights); REG_MODE first (DMD's) | all
+#                      DISTILL_MIN clock, one folder per teacher's weights); REG_MODE first (DMD's) | all;
+#                      REG_SHUFFLE false (default: one stored shard per batch, in order) | true (each batch drawn
+#                      from a fresh permutation of all stored pairs per pass)
 #   DM_WEIGHT          the DM term's weight (Eq. 15's lambda_dm; default 1, the paper's) | 0 with GAN_WEIGHT=0 and
 #                      REG_WEIGHT > 0: the student learns from the teacher's pairs alone (docs/distillation.md;
 #                      session 32's student, 6x cheaper per update)
@@ -77,6 +79,7 @@ DISTILL_EMA="${DISTILL_EMA:-0.99}"
 REG_BATCHES="${REG_BATCHES:-64}"
 REG_STEPS="${REG_STEPS:-25}"
 REG_MODE="${REG_MODE:-first}"
+REG_SHUFFLE="${REG_SHUFFLE:-false}"
 BATCH="${BATCH:-32}"
 DISTILL_BATCH="${DISTILL_BATCH:-32}"
 WORKERS="${WORKERS:-14}"
@@ -141,7 +144,8 @@ stage_distill() {  # $1 corpus, $2 out folder, $3 minutes, $4 teacher; DMD2's 1 
         $RUN audiox-distill pairs --teacher "$4" --out "$pairs" --batches "$REG_BATCHES" --steps "$REG_STEPS" \
             --config paper device="$DEVICE" data.shards="$1" data.batch_size="$DISTILL_BATCH" "${CACHE[@]}" \
             data.num_workers="$WORKERS"
-        REG=(regression.weight="$REG_WEIGHT" regression.pairs="$pairs" regression.steps="$REG_MODE")
+        REG=(regression.weight="$REG_WEIGHT" regression.pairs="$pairs" regression.steps="$REG_MODE" \
+            regression.shuffle="$REG_SHUFFLE")
     fi
     $RUN audiox-distill --teacher "$4" "${CONT[@]}" --config paper --export "$2/student" \
         --run-dir "$2/distill-run" device="$DEVICE" deepspeed.enabled=false data.shards="$1" \
@@ -188,7 +192,7 @@ run_all "$DATA" "$OUT" "$CLIPS" "$SHARD_SIZE" "$TEACHER_MIN" "$DISTILL_MIN"
 stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
 ALIGN_NOTE=""; [ "$ALIGN_STEPS" = 0 ] || ALIGN_NOTE=" ALIGN_STEPS=$ALIGN_STEPS ALIGN_BATCH=$ALIGN_BATCH ALIGN_EVENTS=$ALIGN_EVENTS"
 CORPUS="DATA=$DATA"; [ -n "$DATA_GIVEN" ] || CORPUS="CLIPS=$CLIPS SEED=$SEED"  # a rendered corpus: how to render it again
-RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH}$ALIGN_NOTE${SWITCHES:+ SWITCHES=\"$SWITCHES\"} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR SCHEDULE=$SCHEDULE DISTILL_LR=$DISTILL_LR GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS GAN_HEAD=$GAN_HEAD DM_WEIGHT=$DM_WEIGHT DISTILL_EMA=$DISTILL_EMA REG_WEIGHT=$REG_WEIGHT REG_BATCHES=$REG_BATCHES REG_STEPS=$REG_STEPS REG_MODE=$REG_MODE BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
+RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH}$ALIGN_NOTE${SWITCHES:+ SWITCHES=\"$SWITCHES\"} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR SCHEDULE=$SCHEDULE DISTILL_LR=$DISTILL_LR GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS GAN_HEAD=$GAN_HEAD DM_WEIGHT=$DM_WEIGHT DISTILL_EMA=$DISTILL_EMA REG_WEIGHT=$REG_WEIGHT REG_BATCHES=$REG_BATCHES REG_STEPS=$REG_STEPS REG_MODE=$REG_MODE REG_SHUFFLE=$REG_SHUFFLE BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
 $RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \
     --data "$DATA" --continues teacher="$TEACHER" ${STUDENT:+--continues student="$STUDENT"} --recipe "$RECIPE"
 if [ "${INSTALL:-0}" = 1 ]; then
