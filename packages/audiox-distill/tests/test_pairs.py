@@ -1,5 +1,6 @@
 """DMD's regression pairs (audiox.distill.pairs) and the regression term of the distiller."""
 
+import dataclasses
 import json
 
 import pytest
@@ -377,3 +378,50 @@ def test_stored_features_keep_the_inpainting_share_and_skip_an_absent_one():
         else:
             torch.testing.assert_close(back.audio_known, feats.audio_known)
             assert back.audio_known.min() == 0 and back.audio_known.max() == 1
+
+
+def test_shuffled_batches_mix_shards_with_and_without_an_inpainting_share(tmp_path):
+    """A data batch with no inpainting row stores no ``audio_known`` (None); a shuffled batch that takes rows from
+    such a shard and from one with inpainting rows fills the absent share with zeros, which the model reads exactly
+    as None (the MAF frame_inpaint stream and H_c are the same), so the two kinds of shard can share a batch."""
+    from audiox.core.io import save_tensors_atomic
+    from audiox.core.types import ConditionInputs
+    from audiox.distill.pairs import PAIRS_META, _feats_to_tensors
+
+    cfg = get_config("debug", ["maf.frame_inpaint=true"])
+    torch.manual_seed(0)
+    model = AudioXModel(cfg).eval()
+    s = cfg.num_samples
+    mask = torch.zeros(2, s, dtype=torch.bool)
+    mask[:, s // 4: s // 2] = True
+    audio = 0.1 * torch.randn(2, cfg.autoencoder.audio_channels, s)
+    folder = tmp_path / "p"
+    folder.mkdir()
+    with torch.no_grad():
+        plain = model.encode_modalities(ConditionInputs(text=["a", "b"], task=["t2a", "t2a"]))
+        inpaint = model.encode_modalities(ConditionInputs(text=["c", "d"], task=["inpaint", "t2a"], audio=audio,
+                                                          inpaint_mask=mask))
+        assert plain.audio_known is None and inpaint.audio_known is not None
+        latent = (2, cfg.autoencoder.latent_dim, cfg.latent_length)
+        for i, feats in enumerate((plain, inpaint)):
+            tensors, kind = _feats_to_tensors(feats)
+            tensors = {k: v.contiguous() for k, v in tensors.items()}  # as make_pairs stores them
+            save_tensors_atomic({**tensors, "z1": torch.randn(latent), "y": torch.full(latent, float(i))},
+                                folder / f"pairs-{i:06d}.safetensors", metadata={"feats": kind})
+        (folder / PAIRS_META).write_text(json.dumps({"complete": True, "shards": 2}))
+        src = PairSource(folder, shuffle=True, batch_size=4)
+        feats, _, y = src.next_batch()  # the one pass: all four rows
+        assert feats.audio_known.shape == (4, inpaint.audio_known.shape[1])
+        from_plain = y[:, 0, 0] == 0
+        assert int(from_plain.sum()) == 2 and float(feats.audio_known[from_plain].abs().sum()) == 0.0
+        # zeros mean what None means: MAF gives the plain rows the same H_c either way
+        none = model.fuse(plain)
+        filled = model.fuse(dataclasses.replace(plain, audio_known=torch.zeros_like(inpaint.audio_known)))
+        torch.testing.assert_close(filled.context, none.context, rtol=0, atol=0)
+        torch.testing.assert_close(filled.global_cond, none.global_cond, rtol=0, atol=0)
+        assert filled.extras.keys() == none.extras.keys() and filled.extras  # frame_inpaint's stream is there
+        for k in none.extras:
+            torch.testing.assert_close(filled.extras[k], none.extras[k], rtol=0, atol=0)
+        # and the inpainting rows keep their own share
+        rows = ~from_plain
+        assert torch.allclose(feats.audio_known[rows].sort(0).values, inpaint.audio_known.sort(0).values)

@@ -222,8 +222,12 @@ class PairSource:
             wanted.setdefault(shard, []).append(row)
         loaded = {s: _read(self.paths[s], rows) for s, rows in wanted.items()}
         kinds = {kind for kind, _ in loaded.values()}
-        keys = {tuple(sorted(t)) for _, t in loaded.values()}
-        if len(kinds) > 1 or len(keys) > 1:
+        keys = set().union(*(t for _, t in loaded.values()))
+        for _, tensors in loaded.values():  # an absent optional field, where its absence has a tensor form
+            for k in keys - tensors.keys():
+                if k in _ABSENT:
+                    tensors[k] = _ABSENT[k](tensors)
+        if len(kinds) > 1 or any(t.keys() != keys for _, t in loaded.values()):
             names = ", ".join(self.paths[s].name for s in loaded)
             raise ValueError(f"pair shards {names} hold different condition fields; they cannot share a batch "
                              "(regression.shuffle=false serves them one shard at a time)")
@@ -240,6 +244,13 @@ class PairSource:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.index = int(state["index"])
+
+
+# Optional condition fields that a shard omits (None) and that mean the same as a tensor, so shards with and without
+# them can share a shuffled batch: ModalityFeatures.audio_known None = no frame of any row is a kept inpainting frame
+_ABSENT: dict[str, Callable[[dict[str, Tensor]], Tensor]] = {
+    "feats.audio_known": lambda t: t["feats.audio"].new_zeros(t["feats.audio"].shape[:2]),  # (B, L_a)
+}
 
 
 def _read(path: Path, rows: list[int] | None = None) -> tuple[str, dict[str, Tensor]]:
