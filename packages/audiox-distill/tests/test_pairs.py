@@ -196,32 +196,6 @@ def test_regression_all_steps_starts_later_steps_from_the_renoised_teacher_sampl
     torch.testing.assert_close(seen[0][0], flow.renoise(y, 0.5, eps))
 
 
-def test_regression_own_steps_run_the_students_earlier_steps_from_the_stored_noise(tmp_path):
-    _make(tmp_path / "p")
-    tr = _trainer(tmp_path / "run", tmp_path / "p", "regression.weight=1", "regression.steps=own",
-                  "dmd.step_probs=[0,0,1,0]")
-    seen = []
-    tr.student.register_forward_hook(lambda m, a, o: seen.append((a[0].clone(), a[1][0].item(), torch.is_grad_enabled())))
-    labels, z1, y = PairSource(tmp_path / "p").next_batch()
-    state = tr.gen.get_state()
-    loss, logs = tr.regression_loss()
-    grid = tr.grid.tolist()
-    assert logs["student/reg_k"] == 2.0 and [t for _, t, _ in seen] == grid[:3]
-    assert [g for _, _, g in seen] == [False, False, True]  # the earlier steps carry no gradient
-    torch.testing.assert_close(seen[0][0], z1, rtol=0, atol=0)  # the student's trajectory starts at the stored noise
-    # by hand: Eq. 5's estimate at each step, re-noised with the generator's next noise
-    tr.gen.set_state(state)
-    tr.draw_k()
-    with torch.no_grad():
-        z = z1
-        for i in range(2):
-            z0 = z - grid[i] * tr.student(z, torch.full((8,), grid[i]), tr.student.fuse(labels))
-            z = flow.renoise(z0, grid[i + 1], torch.randn(z.shape, generator=tr.gen))
-        torch.testing.assert_close(seen[2][0], z)
-        by_hand = (z - grid[2] * tr.student(z, torch.full((8,), grid[2]), tr.student.fuse(labels)) - y).pow(2).mean()
-    assert float(loss.detach()) == pytest.approx(float(by_hand), rel=1e-6)
-
-
 def _trained_teacher_and_first_step_error(pairs):
     """A trained toy teacher, 4 batches of its 6-step CFG-2 pairs in ``pairs``, and ``err(student)``: the mean squared
     distance of the student's one step from the stored noise to the teacher's samples on those batches."""
@@ -314,7 +288,6 @@ def test_regression_config_is_checked():
         get_distill_config("debug", ["regression.weight=1"])
     with pytest.raises(ValueError, match="regression.steps"):
         get_distill_config("debug", ["regression.steps=some"])
-    assert get_distill_config("debug", ["regression.steps=own"]).regression.steps == "own"
     with pytest.raises(ValueError, match="regression.weight"):
         get_distill_config("debug", ["regression.weight=-1", "regression.pairs=x"])
     with pytest.raises(ValueError, match="dmd.weight must be >= 0"):

@@ -100,8 +100,7 @@ class RegressionConfig:
     pairs: str = ""  # a pair folder (pairs.json + pairs-NNNNNN.safetensors), or several of one teacher: "a,b"
     # which student steps it trains: "first" = DMD's, the step from pure noise z1 at t=1 only; "all" = also each
     # later step k, from the teacher's sample re-noised to t_k (the state the student meets if its earlier steps
-    # matched the teacher), k drawn with dmd.step_probs; "own" = each step k at the end of the student's own
-    # earlier steps from z1 (no gradients through them), so it learns to correct its own trajectory
+    # matched the teacher), k drawn with dmd.step_probs
     steps: str = "first"
     # false: one stored shard per batch, the shards in order (as written); true: each batch drawn from a fresh
     # permutation of every stored pair per pass (seeded by ``seed``), across shards and folders
@@ -112,8 +111,7 @@ class RegressionConfig:
         _check(self.weight >= 0.0, f"regression.weight must be >= 0, got {self.weight}")
         _check(self.batch_size >= 0, f"regression.batch_size must be >= 0 (0: one shard's), got {self.batch_size}")
         _check(self.weight == 0.0 or bool(self.pairs), "regression.weight > 0 needs regression.pairs (a pair folder)")
-        _check(self.steps in ("first", "all", "own"),
-               f"regression.steps must be 'first', 'all' or 'own', got {self.steps!r}")
+        _check(self.steps in ("first", "all"), f"regression.steps must be 'first' or 'all', got {self.steps!r}")
 
 
 @dataclass

@@ -275,23 +275,17 @@ class DistillTrainer:
 
         ``regression.steps="first"``: the student's step from the stored noise at ``t_N = 1`` (``z0_hat`` by Eq. 5);
         ``"all"``: a step ``k ~ P(k)``, from ``z1`` when ``k = 0``, else from ``y`` re-noised to ``t_k`` with fresh
-        noise (denoise-renoise, as if the student's earlier steps had produced the teacher's sample); ``"own"``: a
-        step ``k ~ P(k)`` at the end of the student's own backward simulation from ``z1`` (its steps ``0 .. k-1``
-        without gradients, as the DM term's sample is made), so it learns to correct its own earlier steps."""
+        noise (denoise-renoise, as if the student's earlier steps had produced the teacher's sample)."""
         assert self.pairs is not None
         feats, z1, y = self.pairs.next_batch()  # z1, y: (B, C, T)
-        mode = self.cfg.regression.steps
-        k = 0 if mode == "first" else self.draw_k()
+        k = 0 if self.cfg.regression.steps == "first" else self.draw_k()
         b = z1.shape[0]
-        cond = self.student.fuse(feats)
-        if mode == "own":
-            z0_hat = student_sample(self.student, cond, z1, self.grid, k, self.gen).z0_hat
-        else:
-            z = z1 if k == 0 else flow.renoise(y, self.grid[k], self._noise(y))
-            z0_hat = flow.clean_from_velocity(z, self.grid[k], self.student(z, self.grid[k].expand(b), cond))
-        if z0_hat.shape != y.shape:
-            raise ValueError(f"regression pairs have latents {tuple(y.shape[1:])}, the student makes "
-                             f"{tuple(z0_hat.shape[1:])}")
+        z = z1 if k == 0 else flow.renoise(y, self.grid[k], self._noise(y))
+        t_k = self.grid[k]
+        v = self.student(z, t_k.expand(b), self.student.fuse(feats))
+        if v.shape != y.shape:
+            raise ValueError(f"regression pairs have latents {tuple(y.shape[1:])}, the student makes {tuple(v.shape[1:])}")
+        z0_hat = flow.clean_from_velocity(z, t_k, v)
         loss = (z0_hat - y).pow(2).mean()
         return loss, {"student/reg": float(loss.detach()), "student/reg_k": float(k),
                       "student/reg_scale_ratio": scale_ratio(z0_hat.detach(), y)}
