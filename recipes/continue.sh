@@ -28,7 +28,7 @@
 #   GAN_HEAD           pool (default, the paper: one logit per clip) | frame (one logit per latent frame)
 #   REG_WEIGHT         0 (default, the paper) | W > 0: DMD's regression term; REG_BATCHES (64) batches of the new
 #                      teacher's REG_STEPS-step (25) CFG samples are made first (audiox-distill pairs, outside the
-#                      DISTILL_MIN clock, one folder per teacher's weights); REG_MODE first (DMD's) | all | own;
+#                      DISTILL_MIN clock, one folder per teacher's weights); REG_MODE first (DMD's) | all;
 #                      REG_SHUFFLE false (default: one stored shard per batch, in order) | true (each batch drawn
 #                      from a fresh permutation of all stored pairs per pass)
 #   DM_WEIGHT          the DM term's weight (Eq. 15's lambda_dm; default 1, the paper's) | 0 with GAN_WEIGHT=0 and
