@@ -173,21 +173,15 @@ class PairSource:
         self.device = torch.device(device)
         self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
         self.index = 0  # batches this rank has drawn
-        self.rows: list[int] = []  # pairs per shard
         if shuffle:
-            for path in self.paths:
-                with safe_open(str(path), "pt") as f:
-                    self.rows.append(int(f.get_slice("z1").get_shape()[0]))
-            self.starts = torch.tensor([0, *self.rows]).cumsum(0)  # (shards + 1,) first pair of each shard
-            self.batch_size = batch_size or self.rows[0]
+            rows = [_rows(path) for path in self.paths]  # pairs per shard
+            self.starts = torch.tensor([0, *rows]).cumsum(0)  # (shards + 1,) first pair of each shard
+            self.batch_size = batch_size or rows[0]
             self._perm: tuple[int, Tensor] | None = None  # (pass, its permutation), the one in use
         else:
-            if batch_size:
-                with safe_open(str(self.paths[0]), "pt") as f:
-                    rows = int(f.get_slice("z1").get_shape()[0])
-                if batch_size != rows:
-                    raise ValueError(f"a pair batch of {batch_size} needs regression.shuffle=true: in order, a batch "
-                                     f"is one shard of {rows}")
+            if batch_size and batch_size != _rows(self.paths[0]):
+                raise ValueError(f"a pair batch of {batch_size} needs regression.shuffle=true: in order, a batch "
+                                 f"is one shard of {_rows(self.paths[0])}")
             self.batch_size = 0
 
     def __len__(self) -> int:
@@ -216,11 +210,8 @@ class PairSource:
         return shard, flat - int(self.starts[shard])
 
     def _gather(self, picks: list[tuple[int, int]]) -> tuple[str, dict[str, Tensor]]:
-        """The picked rows, in order, as one batch: each shard read once."""
-        wanted: dict[int, list[int]] = {}
-        for shard, row in picks:
-            wanted.setdefault(shard, []).append(row)
-        loaded = {s: _read(self.paths[s], rows) for s, rows in wanted.items()}
+        """The picked (shard, row) pairs, in order, as one batch: each shard read once."""
+        loaded = {s: _read(self.paths[s]) for s in dict.fromkeys(s for s, _ in picks)}
         kinds = {kind for kind, _ in loaded.values()}
         keys = set().union(*(t for _, t in loaded.values()))
         for _, tensors in loaded.values():  # an absent optional field, where its absence has a tensor form
@@ -231,13 +222,7 @@ class PairSource:
             names = ", ".join(self.paths[s].name for s in loaded)
             raise ValueError(f"pair shards {names} hold different condition fields; they cannot share a batch "
                              "(regression.shuffle=false serves them one shard at a time)")
-        taken = {s: 0 for s in loaded}
-        out: dict[str, list[Tensor]] = {}
-        for shard, _ in picks:
-            i, taken[shard] = taken[shard], taken[shard] + 1
-            for k, v in loaded[shard][1].items():
-                out.setdefault(k, []).append(v[i : i + 1])
-        return kinds.pop(), {k: torch.cat(v) for k, v in out.items()}
+        return kinds.pop(), {k: torch.stack([loaded[s][1][k][r] for s, r in picks]) for k in keys}
 
     def state_dict(self) -> dict[str, int]:
         return {"index": self.index}
@@ -253,12 +238,14 @@ _ABSENT: dict[str, Callable[[dict[str, Tensor]], Tensor]] = {
 }
 
 
-def _read(path: Path, rows: list[int] | None = None) -> tuple[str, dict[str, Tensor]]:
-    """One shard's feature kind and tensors (only ``rows``, in that order, when given), in one open."""
+def _read(path: Path) -> tuple[str, dict[str, Tensor]]:
+    """One shard's feature kind and tensors, in one open."""
     with safe_open(str(path), "pt") as f:
         kind = (f.metadata() or {}).get("feats", "tensor")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if rows is not None:
-        index = torch.tensor(rows)
-        tensors = {k: v[index] for k, v in tensors.items()}
-    return kind, tensors
+        return kind, {k: f.get_tensor(k) for k in f.keys()}
+
+
+def _rows(path: Path) -> int:
+    """Pairs in one shard (the batch it was made from), from its header alone."""
+    with safe_open(str(path), "pt") as f:
+        return int(f.get_slice("z1").get_shape()[0])
