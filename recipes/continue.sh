@@ -35,6 +35,11 @@
 #                      REG_WEIGHT > 0: the student learns from the teacher's pairs alone (docs/distillation.md;
 #                      session 32's student, 6x cheaper per update)
 #   DISTILL_EMA        the student's EMA decay (default 0.99)
+#   GUIDED_WEIGHT      0 (default: DMD, the paper) | W > 0: guided velocity distillation instead (Meng et al. 2023):
+#                      the student's velocity pulled to the teacher's CFG-GUIDED_SCALE (6) velocity on the states
+#                      of GUIDED_STATES' (student | teacher) 4-step Euler path; DM, GAN and regression terms off; the
+#                      student is exported with the Euler sampler (docs/distillation.md). Start it from the teacher
+#                      (STUDENT=) or from an earlier guided student
 #   LATENTS            1 (default): encode the corpus's target latents once; 0: encode every batch (cheap on a GPU)
 #   PROGRESS, RUN (launcher prefix; default `uv run`), PYTHON
 #   PRECHECK=1         a seconds-long dry run of every stage on a tiny corpus first
@@ -80,6 +85,9 @@ REG_BATCHES="${REG_BATCHES:-64}"
 REG_STEPS="${REG_STEPS:-25}"
 REG_MODE="${REG_MODE:-first}"
 REG_SHUFFLE="${REG_SHUFFLE:-false}"
+GUIDED_WEIGHT="${GUIDED_WEIGHT:-0}"
+GUIDED_SCALE="${GUIDED_SCALE:-6}"
+GUIDED_STATES="${GUIDED_STATES:-student}"
 BATCH="${BATCH:-32}"
 DISTILL_BATCH="${DISTILL_BATCH:-32}"
 WORKERS="${WORKERS:-14}"
@@ -139,7 +147,10 @@ stage_teacher() {  # $1 corpus, $2 out folder, $3 minutes; warm-up over ~30 step
 }
 stage_distill() {  # $1 corpus, $2 out folder, $3 minutes, $4 teacher; DMD2's 1 student : 5 fake updates
     local REG=() pairs
-    if [ "$REG_WEIGHT" != 0 ]; then  # DMD's regression pairs, one folder per teacher's weights (resumes)
+    if [ "$GUIDED_WEIGHT" != 0 ]; then  # the student's only objective: no fake model, no discriminator, no pairs
+        REG=(dmd.weight=0 gan.enabled=false guided.weight="$GUIDED_WEIGHT" guided.scale="$GUIDED_SCALE" \
+            guided.states="$GUIDED_STATES")
+    elif [ "$REG_WEIGHT" != 0 ]; then  # DMD's regression pairs, one folder per teacher's weights (resumes)
         pairs="$2/pairs-$(sha256sum "$4/model.safetensors" | cut -c1-12)"
         $RUN audiox-distill pairs --teacher "$4" --out "$pairs" --batches "$REG_BATCHES" --steps "$REG_STEPS" \
             --config paper device="$DEVICE" data.shards="$1" data.batch_size="$DISTILL_BATCH" "${CACHE[@]}" \
@@ -192,7 +203,7 @@ run_all "$DATA" "$OUT" "$CLIPS" "$SHARD_SIZE" "$TEACHER_MIN" "$DISTILL_MIN"
 stamp "export: half precision (Linear weights: $QUANTIZE) + model cards"
 ALIGN_NOTE=""; [ "$ALIGN_STEPS" = 0 ] || ALIGN_NOTE=" ALIGN_STEPS=$ALIGN_STEPS ALIGN_BATCH=$ALIGN_BATCH ALIGN_EVENTS=$ALIGN_EVENTS"
 CORPUS="DATA=$DATA"; [ -n "$DATA_GIVEN" ] || CORPUS="CLIPS=$CLIPS SEED=$SEED"  # a rendered corpus: how to render it again
-RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH}$ALIGN_NOTE${SWITCHES:+ SWITCHES=\"$SWITCHES\"} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR SCHEDULE=$SCHEDULE DISTILL_LR=$DISTILL_LR GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS GAN_HEAD=$GAN_HEAD DM_WEIGHT=$DM_WEIGHT DISTILL_EMA=$DISTILL_EMA REG_WEIGHT=$REG_WEIGHT REG_BATCHES=$REG_BATCHES REG_STEPS=$REG_STEPS REG_MODE=$REG_MODE REG_SHUFFLE=$REG_SHUFFLE BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
+RECIPE="TEACHER=$TEACHER STUDENT=$STUDENT $CORPUS${TOKENIZER:+ TOKENIZER=$TOKENIZER TEXT_MAX_LENGTH=$TEXT_MAX_LENGTH}$ALIGN_NOTE${SWITCHES:+ SWITCHES=\"$SWITCHES\"} TEACHER_MIN=$TEACHER_MIN DISTILL_MIN=$DISTILL_MIN LR=$LR SCHEDULE=$SCHEDULE DISTILL_LR=$DISTILL_LR GAN_WEIGHT=$GAN_WEIGHT GAN_MATCH_RMS=$GAN_MATCH_RMS GAN_HEAD=$GAN_HEAD DM_WEIGHT=$DM_WEIGHT DISTILL_EMA=$DISTILL_EMA REG_WEIGHT=$REG_WEIGHT REG_BATCHES=$REG_BATCHES REG_STEPS=$REG_STEPS REG_MODE=$REG_MODE REG_SHUFFLE=$REG_SHUFFLE GUIDED_WEIGHT=$GUIDED_WEIGHT GUIDED_SCALE=$GUIDED_SCALE GUIDED_STATES=$GUIDED_STATES BATCH=$BATCH DISTILL_BATCH=$DISTILL_BATCH bash recipes/continue.sh"
 $RUN $PYTHON recipes/model_card.py --out "$OUT" --seconds $(( $(date +%s) - T0 )) --quantize "$QUANTIZE" \
     --data "$DATA" --continues teacher="$TEACHER" ${STUDENT:+--continues student="$STUDENT"} --recipe "$RECIPE"
 if [ "${INSTALL:-0}" = 1 ]; then

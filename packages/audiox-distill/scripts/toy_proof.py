@@ -130,7 +130,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for s_up, f_up in ratios:
         tr, rate = distill(teacher, mix, steps=d_steps, student_updates=s_up, fake_updates=f_up, guidance=args.guidance,
                            lr=args.lr, batch=batch, gan=args.gan, overrides=tuple(args.set), pairs=args.pairs)
-        out = score(turbo_sample(tr.student, labels, tr.grid.cpu(), g()), labels, mix)
+        if tr.cfg.guided.weight > 0:  # a guided student samples like its teacher: Euler on T_N, but without CFG
+            out = score(euler_cfg(tr.student, labels, tr.cfg.dmd.steps, 1.0, g()), labels, mix)
+        else:
+            out = score(turbo_sample(tr.student, labels, tr.grid.cpu(), g()), labels, mix)
         out["iters_per_s"] = rate
         res[f"student@4 ({s_up} student : {f_up} fake)"] = out
     for name, r in res.items():

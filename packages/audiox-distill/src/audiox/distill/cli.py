@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--teacher", required=True, help="teacher folder (config.json + model.safetensors)")
     ap.add_argument("--config", default="paper", help="distill preset (debug, paper) or a JSON file")
-    ap.add_argument("--export", default="", help="write the EMA student here (turbo sampler, its T_N, no CFG)")
+    ap.add_argument("--export", default="", help="write the EMA student here (turbo sampler on its T_N, or Euler for guided.weight > 0; no CFG)")
     ap.add_argument("--run-dir", default="", help="checkpoints and logs (default: checkpoint.dir)")
     ap.add_argument("--student", default="",
                     help="continue from this student folder (same architecture as the teacher) instead of a copy of "

@@ -23,7 +23,7 @@ from audiox.train.config import (
     ScheduleConfig,
 )
 
-__all__ = ["DMDConfig", "GANConfig", "RegressionConfig", "DistillConfig", "DISTILL_PRESETS", "get_distill_config"]
+__all__ = ["DMDConfig", "GANConfig", "RegressionConfig", "GuidedConfig", "DistillConfig", "DISTILL_PRESETS", "get_distill_config"]
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -115,11 +115,33 @@ class RegressionConfig:
 
 
 @dataclass
+class GuidedConfig:
+    """Guided velocity distillation (Meng et al. 2023, "On Distillation of Guided Diffusion Models", stage one), not
+    in the AudioX-Turbo paper: on the student's grid ``T_N`` the student's conditional velocity at a state ``z_{t_k}``
+    is pulled to the teacher's CFG velocity there, ``mean((v_phi(z, t_k, c) - [v_u + s (v_c - v_u)])^2)``, so that
+    Euler on ``T_N`` with ONE forward per step follows the teacher's ``N``-step Euler + CFG path (2 forwards per
+    step). The student is exported with the Euler sampler, not the denoise-renoise one. It is an alternative to the
+    DMD objective, so it trains alone (dmd.weight=0, no GAN, no regression term); see docs/distillation.md."""
+
+    weight: float = 0.0  # 0 = off; > 0: the student's only objective
+    scale: float = 6.0  # the teacher's CFG scale that the student absorbs
+    # where the states z_{t_k} come from (k drawn with dmd.step_probs, fresh noise at t=1 and the data batch's
+    # conditions): "teacher" = k Euler + CFG steps of the teacher (its own path), "student" = k Euler steps of the
+    # student without gradients (the states it meets when sampling: its own errors are corrected, not compounded)
+    states: str = "student"
+
+    def __post_init__(self) -> None:
+        _check(self.weight >= 0.0, f"guided.weight must be >= 0, got {self.weight}")
+        _check(self.states in ("teacher", "student"), f"guided.states must be 'teacher' or 'student', got {self.states!r}")
+
+
+@dataclass
 class DistillConfig:
     name: str = "custom"
     dmd: DMDConfig = field(default_factory=DMDConfig)
     gan: GANConfig = field(default_factory=GANConfig)
     regression: RegressionConfig = field(default_factory=RegressionConfig)
+    guided: GuidedConfig = field(default_factory=GuidedConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)  # paper VI-A: AdamW 1e-5, (0.9, 0.999), wd 1e-3
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(kind="inverse", warmup=0.99, inv_gamma=1e6, power=0.5))
     ema: EMAConfig = field(default_factory=EMAConfig)
@@ -135,8 +157,13 @@ class DistillConfig:
     def __post_init__(self) -> None:
         _check(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
         _check(self.optim.grad_accum == 1, "distillation does one backward per update: optim.grad_accum must be 1")
-        _check(self.on_data or self.regression.weight > 0,
-               "nothing to train the student: dmd.weight, gan.weight (with gan.enabled) and regression.weight are all 0")
+        if self.guided.weight > 0:
+            _check(self.dmd.weight == 0 and not (self.gan.enabled and self.gan.weight > 0) and self.regression.weight == 0,
+                   "guided.weight > 0 trains the student alone: set dmd.weight=0 gan.enabled=false regression.weight=0")
+            _check(self.dmd.times is None, "guided.weight > 0 samples with Euler on a uniform grid: leave dmd.times unset")
+        _check(self.on_data or self.regression.weight > 0 or self.guided.weight > 0,
+               "nothing to train the student: dmd.weight, gan.weight (with gan.enabled), regression.weight and "
+               "guided.weight are all 0")
 
     @property
     def on_data(self) -> bool:

@@ -13,6 +13,11 @@ Per student update ``s`` (``max_steps`` of them):
    plus ``lambda_adv`` times the generator hinge loss (Eq. 14) -> Eq. 15; with ``regression.weight > 0`` also DMD's
    paired regression term on a batch of stored teacher samples (:mod:`audiox.distill.pairs`). EMA of the student.
 
+With ``guided.weight > 0`` a student update is instead guided velocity distillation (Meng et al. 2023, stage one):
+the data batch's conditions, fresh noise, ``k ~ P(k)`` Euler steps on ``T_N`` to a state ``z_{t_k}`` (the teacher's
+with CFG or the student's own, ``guided.states``), and the student's velocity there pulled to the teacher's CFG
+velocity; the student is exported with the Euler sampler.
+
 The teacher (and hence the discriminator backbone) is frozen. All randomness comes from one generator saved in
 the checkpoint with every model, optimiser, scheduler, the EMA and the data position: resume is exact on CPU.
 """
@@ -290,11 +295,41 @@ class DistillTrainer:
         return loss, {"student/reg": float(loss.detach()), "student/reg_k": float(k),
                       "student/reg_scale_ratio": scale_ratio(z0_hat.detach(), y)}
 
+    def guided_loss(self, feats: Any, z0_real: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """``mean((v_phi(z, t_k, c) - v_cfg(z, t_k, c))^2)`` at a state ``z`` reached by ``k ~ P(k)`` Euler steps on
+        ``T_N`` from fresh noise (the teacher's CFG steps or the student's own, ``guided.states``); ``v_cfg`` is the
+        teacher's ``v_u + s (v_c - v_u)`` with every modality dropped in ``v_u``. ``z0_real`` gives the shape and the
+        data scale of the logged ``student/guided_scale_ratio`` (the student's clean estimate at ``t_k``)."""
+        g = self.cfg.guided
+        b = z0_real.shape[0]
+        k = self.draw_k()
+        z = self._noise(z0_real)  # (B, C, T) at t_N = 1
+        with torch.no_grad():
+            tcond, tucond = self.teacher.fuse(feats), self.teacher.fuse(feats, null_drop(b, self.device))
+            scond = self.student.fuse(feats) if g.states == "student" and k > 0 else None
+            for i in range(k):
+                t = self.grid[i].expand(b)
+                v = (cfg_velocity(self.teacher, z, t, tcond, tucond, g.scale) if scond is None
+                     else self.student(z, t, scond))
+                z = flow.euler_step(z, v, self.grid[i], self.grid[i + 1])
+            t_k = self.grid[k].expand(b)
+            v_target = cfg_velocity(self.teacher, z, t_k, tcond, tucond, g.scale)
+        v = self.student(z, t_k, self.student.fuse(feats))
+        loss = (v - v_target).pow(2).mean()
+        z0_hat = flow.clean_from_velocity(z, self.grid[k], v.detach())
+        return loss, {"student/guided": float(loss.detach()), "student/guided_k": float(k),
+                      "student/guided_scale_ratio": scale_ratio(z0_hat, z0_real)}
+
     def train_step(self) -> dict[str, float]:
         """Fake/discriminator updates due before student update ``step``, then that student update."""
         d = self.cfg.dmd
         logs: dict[str, float] = {}
-        if self.cfg.on_data:
+        if self.cfg.guided.weight > 0:  # guided velocity distillation: the student's only objective
+            feats, z0_real = self.prepare(self.source.next_batch())
+            loss_g, logs = self.guided_loss(feats, z0_real)
+            loss = self.cfg.guided.weight * loss_g
+            logs["student/loss"] = float(loss.detach())
+        elif self.cfg.on_data:
             feats, z0_real = self.prepare(self.source.next_batch())
             n_fake = (self.step + 1) * d.fake_updates // d.student_updates - self.step * d.fake_updates // d.student_updates
             for _ in range(n_fake):
@@ -400,16 +435,18 @@ class DistillTrainer:
         return self.history
 
     def export(self, path: str | Path) -> Path | None:
-        """The EMA student as an AudioXModel folder marked few-step: turbo sampler, N steps, T_N, no CFG."""
+        """The EMA student as an AudioXModel folder marked few-step: turbo sampler, N steps, T_N, no CFG (with
+        ``guided.weight > 0``: the Euler sampler on the same uniform grid, no CFG)."""
         if not hasattr(self.student, "config") or not hasattr(self.student.config, "inference"):
             raise TypeError("export needs an AudioXModel student")
         if not self.student_engine.is_main:
             return None
         from audiox.core.config import InferenceConfig
 
+        guided = self.cfg.guided.weight > 0
         self.student.config.inference = InferenceConfig(
-            sampler="turbo", steps=self.cfg.dmd.steps, guidance_scale=1.0, time_shift=1.0,
-            few_step_times=tuple(float(x) for x in self.grid.tolist()),
+            sampler="euler" if guided else "turbo", steps=self.cfg.dmd.steps, guidance_scale=1.0, time_shift=1.0,
+            few_step_times=None if guided else tuple(float(x) for x in self.grid.tolist()),
         )
         return export_pretrained(self.student, self.ema, path)
 
