@@ -20,7 +20,10 @@ def test_bundled_folders_are_small_complete_and_marked():
         assert (d / "model.safetensors").stat().st_size < 30e6  # fits a repo and a wheel (issue 8: under 30 MB)
     student = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())["inference"]
     teacher = json.loads((DEFAULT_TEACHER_DIR / "config.json").read_text())["inference"]
-    assert student["sampler"] == "turbo" and student["steps"] == 4 and len(student["few_step_times"]) == 5
+    # a 4-step student without CFG: DMD's denoise-renoise sampler on its T_N, or Euler for a guided student
+    assert student["steps"] == 4 and student["guidance_scale"] == 1.0 and student["sampler"] in ("turbo", "euler")
+    if student["sampler"] == "turbo":
+        assert len(student["few_step_times"]) == 5
     assert teacher["sampler"] == "euler" and teacher["steps"] == 50 and teacher["guidance_scale"] > 1
 
 
