@@ -179,9 +179,10 @@ class PairSource:
             self.batch_size = batch_size or rows[0]
             self._perm: tuple[int, Tensor] | None = None  # (pass, its permutation), the one in use
         else:
-            if batch_size and batch_size != _rows(self.paths[0]):
+            rows = _rows(self.paths[0]) if batch_size else 0
+            if batch_size and batch_size != rows:
                 raise ValueError(f"a pair batch of {batch_size} needs regression.shuffle=true: in order, a batch "
-                                 f"is one shard of {_rows(self.paths[0])}")
+                                 f"is one shard of {rows}")
             self.batch_size = 0
 
     def __len__(self) -> int:
